@@ -1,0 +1,39 @@
+# Two commands on a fresh Debian/Ubuntu machine with Python 3.11+:  make demo  ·  make test
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+BROWSER_STAMP := $(VENV)/.browser
+
+.PHONY: demo test lint bench install browser clean
+
+install: $(STAMP) $(BROWSER_STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+# Playwright's own Chromium where it can be downloaded, else the distribution's package.
+$(BROWSER_STAMP): $(STAMP) scripts/install-browser.sh
+	sh scripts/install-browser.sh $(VENV)
+	touch $@
+
+browser: $(BROWSER_STAMP)
+
+demo: install
+	$(VENV)/bin/osint-capture demo
+
+test: install
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check osint_capture cases chain_of_custody tests
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,81 @@
+"""The error hierarchy shared by every package.
+
+The library never prints or exits. Each error carries a one-line user-facing
+message, an optional hint, and the exit code the command-line front end maps it to:
+
+    0 done · 1 integrity failure · 2 usage error · 3 refused by the lawful-access rules
+    4 capture failed
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CaptureFailed",
+    "CustodyLogDamaged",
+    "EXIT_CAPTURE_FAILED",
+    "EXIT_INTEGRITY",
+    "EXIT_OK",
+    "EXIT_REFUSED",
+    "EXIT_USAGE",
+    "IntegrityError",
+    "OsintCaptureError",
+    "Refused",
+    "SigningKeyError",
+    "UsageError",
+]
+
+EXIT_OK = 0
+EXIT_INTEGRITY = 1
+EXIT_USAGE = 2
+EXIT_REFUSED = 3
+EXIT_CAPTURE_FAILED = 4
+
+
+class OsintCaptureError(Exception):
+    """Base of every error a command reports to its user."""
+
+    exit_code: int = EXIT_USAGE
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        """The single stderr line: message, then the hint if there is one."""
+        text = self.message.replace("\n", " ").strip()
+        if self.hint:
+            text = f"{text} ({self.hint.replace(chr(10), ' ').strip()})"
+        return text
+
+
+class UsageError(OsintCaptureError):
+    """Bad input: unknown case, malformed option, missing key …"""
+
+    exit_code = EXIT_USAGE
+
+
+class SigningKeyError(UsageError):
+    """The signing key is missing, unreadable, or the passphrase is wrong."""
+
+
+class IntegrityError(OsintCaptureError):
+    """Something that was captured no longer matches what was recorded."""
+
+    exit_code = EXIT_INTEGRITY
+
+
+class CustodyLogDamaged(IntegrityError):
+    """The custody log has a torn or broken line; appending would chain onto damage."""
+
+
+class Refused(OsintCaptureError):
+    """The lawful public-access rules forbid this capture."""
+
+    exit_code = EXIT_REFUSED
+
+
+class CaptureFailed(OsintCaptureError):
+    """The capture could not be made: unreachable, redirect loop, nothing loaded."""
+
+    exit_code = EXIT_CAPTURE_FAILED
