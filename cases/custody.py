@@ -1,0 +1,341 @@
+"""Appending to a case's hash-chained custody log, safely with many writers.
+
+The line format, hashing and signing belong to :mod:`chain_of_custody.custody`; this module
+owns the file: who may write when (a lock), what the next entry chains onto (the last
+complete line), and what happens after a crash tore the last line (refuse, then repair on
+request, recording exactly what was cut off).
+
+Each append is one ``write`` of one whole line to a descriptor opened with ``O_APPEND``,
+followed by ``fsync``; a crash can therefore damage only the final line, and nothing is
+ever chained onto damage: :func:`append_event` refuses until :func:`repair_log` has run.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from chain_of_custody.custody import CUSTODY_LOG_NAME, build_entry, parse_line, split_log
+from chain_of_custody.errors import CustodyLogDamaged, UsageError
+from chain_of_custody.signing import Signer
+from chain_of_custody.timeutil import utc_now
+
+from .atomic import fsync_dir
+
+__all__ = [
+    "ACTION_LOG_REPAIRED",
+    "CUSTODY_FILE",
+    "CUSTODY_LOCK_FILE",
+    "REPAIR_BASE64_LIMIT",
+    "append_event",
+    "check_log_writable",
+    "events_for_item",
+    "read_events",
+    "repair_log",
+]
+
+CUSTODY_FILE = CUSTODY_LOG_NAME
+CUSTODY_LOCK_FILE = f"{CUSTODY_LOG_NAME}.lock"
+ACTION_LOG_REPAIRED = "log-repaired"
+# Enough to show a reviewer what a torn line held without bloating the log with garbage.
+REPAIR_BASE64_LIMIT = 64 * 1024
+
+_LOCK_TIMEOUT_S = 60
+_TAIL_CHUNK = 64 * 1024
+
+
+def _repair_hint(case_id: str) -> str:
+    return f"run `osint-capture custody repair {case_id}`"
+
+
+@contextmanager
+def _locked(case_dir: Path, case_id: str) -> Iterator[None]:
+    # FileLock would create a missing case directory for its lock file; refuse instead.
+    if not case_dir.is_dir():
+        raise UsageError(f"no case directory {case_dir}")
+    try:
+        with FileLock(case_dir / CUSTODY_LOCK_FILE, timeout=_LOCK_TIMEOUT_S):
+            yield
+    except Timeout:
+        raise UsageError(
+            f"the custody log of case '{case_id}' stayed locked for {_LOCK_TIMEOUT_S} s",
+            hint="another osint-capture process is writing to it; retry when it has finished",
+        ) from None
+
+
+def _open_log(case_dir: Path) -> int:
+    path = case_dir / CUSTODY_FILE
+    existed = path.exists()
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    if not existed:
+        # A log nobody can find after a power cut is as bad as no log.
+        fsync_dir(case_dir)
+    return fd
+
+
+def _pread_exact(fd: int, size: int, offset: int) -> bytes:
+    parts: list[bytes] = []
+    while size > 0:
+        chunk = os.pread(fd, size, offset)
+        if not chunk:
+            raise OSError(f"custody log shrank while being read (at byte {offset})")
+        parts.append(chunk)
+        size -= len(chunk)
+        offset += len(chunk)
+    return b"".join(parts)
+
+
+def _line_start(fd: int, end: int) -> int:
+    """Offset just after the last b"\\n" before ``end`` (0 if none), reading backwards."""
+    pos = end
+    while pos > 0:
+        start = max(0, pos - _TAIL_CHUNK)
+        chunk = _pread_exact(fd, pos - start, start)
+        index = chunk.rfind(b"\n")
+        if index >= 0:
+            return start + index + 1
+        pos = start
+    return 0
+
+
+def _try_parse(line: bytes) -> dict[str, Any] | None:
+    try:
+        return parse_line(line)
+    except CustodyLogDamaged:
+        return None
+
+
+def _last_line(fd: int, end: int) -> tuple[int, bytes | None]:
+    """The line that ends (with its b"\n") at ``end``: its start offset and its bytes."""
+    if end == 0:
+        return 0, None
+    start = _line_start(fd, end - 1)
+    return start, _pread_exact(fd, end - 1 - start, start)
+
+
+class _Tail:
+    """Where the log's complete lines end and what the last of them is (read from the end)."""
+
+    def __init__(self, fd: int) -> None:
+        self.size = os.fstat(fd).st_size
+        # Everything after the last newline is a torn line a crash left half-written.
+        self.complete_end = _line_start(fd, self.size)
+        self.last_start, self.last_line = _last_line(fd, self.complete_end)
+        self.torn = self.complete_end != self.size
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+    os.fsync(fd)
+
+
+def _build_next(
+    prev_line: bytes | None,
+    prev_entry: Mapping[str, Any] | None,
+    *,
+    case_id: str,
+    actor: str,
+    action: str,
+    item_id: str | None,
+    details: Mapping[str, Any],
+    signer: Signer,
+) -> bytes:
+    seq = 1 if prev_entry is None else int(prev_entry["seq"]) + 1
+    return build_entry(
+        case_id=case_id,
+        prev_line=prev_line,
+        seq=seq,
+        time=utc_now(),
+        actor=actor,
+        action=action,
+        item_id=item_id,
+        details=details,
+        signer=signer,
+    )
+
+
+def _appendable_tail(tail: _Tail, case_id: str) -> dict[str, Any] | None:
+    """The last entry to chain onto (None for an empty log); CustodyLogDamaged if damaged."""
+    if tail.torn:
+        raise CustodyLogDamaged(
+            f"the custody log of case '{case_id}' ends in an incomplete line "
+            f"({tail.size - tail.complete_end} bytes after the last complete entry)",
+            hint=_repair_hint(case_id),
+        )
+    if tail.last_line is None:
+        return None
+    prev_entry = _try_parse(tail.last_line)
+    if prev_entry is None:
+        raise CustodyLogDamaged(
+            f"the last entry of the custody log of case '{case_id}' is unreadable",
+            hint=_repair_hint(case_id),
+        )
+    _require_same_case(prev_entry, case_id)
+    return prev_entry
+
+
+def _require_same_case(entry: Mapping[str, Any], case_id: str) -> None:
+    # Not crash damage (repair cannot fix it): a log copied or moved between cases.
+    if entry["case_id"] != case_id:
+        raise CustodyLogDamaged(
+            f"the custody log of case '{case_id}' ends with an entry of case {entry['case_id']!r}",
+            hint="preserve the file as it is and have it examined",
+        )
+
+
+def check_log_writable(case_dir: Path, *, case_id: str) -> None:
+    """Raise what :func:`append_event` would raise for a damaged log, without writing.
+
+    For callers about to do something expensive that must end in a log entry (a capture):
+    they can fail before starting rather than after. Takes the lock, so a concurrent
+    writer's half-finished line is not mistaken for a torn one.
+    """
+    with _locked(case_dir, case_id):
+        try:
+            fd = os.open(case_dir / CUSTODY_FILE, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        try:
+            _appendable_tail(_Tail(fd), case_id)
+        finally:
+            os.close(fd)
+
+
+def append_event(
+    case_dir: Path,
+    *,
+    case_id: str,
+    actor: str,
+    action: str,
+    item_id: str | None,
+    details: Mapping[str, Any],
+    signer: Signer,
+) -> dict[str, Any]:
+    """Append one signed entry, chained onto the last one; return it parsed.
+
+    Raises :class:`CustodyLogDamaged` (and leaves the file as it was) if the log ends in a
+    torn or unreadable line.
+    """
+    with _locked(case_dir, case_id):
+        fd = _open_log(case_dir)
+        try:
+            tail = _Tail(fd)
+            prev_entry = _appendable_tail(tail, case_id)
+            line = _build_next(
+                tail.last_line,
+                prev_entry,
+                case_id=case_id,
+                actor=actor,
+                action=action,
+                item_id=item_id,
+                details=details,
+                signer=signer,
+            )
+            _write_all(fd, line)
+            return parse_line(line)
+        finally:
+            os.close(fd)
+
+
+def repair_log(
+    case_dir: Path, *, case_id: str, actor: str, signer: Signer
+) -> dict[str, Any] | None:
+    """Cut a crash-damaged tail off the log and record the cut; None if nothing was wrong.
+
+    What is removed: bytes after the last newline (a torn line) and, if it then does not
+    parse, the last complete line. A crash can damage no more than that, so if the line
+    before is unreadable too the damage has another cause and the log is left untouched.
+    The ``log-repaired`` entry's details record what was cut: ``removed_sha256``,
+    ``removed_size``, ``removed_base64`` (the first 64 KiB), ``removed_base64_truncated``
+    and ``truncated_at`` (the offset the file was cut back to).
+    """
+    with _locked(case_dir, case_id):
+        log_path = case_dir / CUSTODY_FILE
+        if not log_path.exists():
+            return None
+        fd = _open_log(case_dir)
+        try:
+            tail = _Tail(fd)
+            keep_end, prev_line = tail.complete_end, tail.last_line
+            prev_entry = None if prev_line is None else _try_parse(prev_line)
+            if prev_line is not None and prev_entry is None:
+                keep_end = tail.last_start
+                _, prev_line = _last_line(fd, keep_end)
+                prev_entry = None if prev_line is None else _try_parse(prev_line)
+                if prev_line is not None and prev_entry is None:
+                    raise CustodyLogDamaged(
+                        f"the custody log of case '{case_id}' is damaged before its last "
+                        "entry; a crash cannot do that, so it is not repaired automatically",
+                        hint="preserve the file as it is and have it examined",
+                    )
+            if keep_end == tail.size:
+                return None
+            if prev_entry is not None:
+                _require_same_case(prev_entry, case_id)
+            removed = _pread_exact(fd, tail.size - keep_end, keep_end)
+            details = {
+                "removed_sha256": hashlib.sha256(removed).hexdigest(),
+                "removed_size": len(removed),
+                "removed_base64": base64.b64encode(removed[:REPAIR_BASE64_LIMIT]).decode("ascii"),
+                "removed_base64_truncated": len(removed) > REPAIR_BASE64_LIMIT,
+                "truncated_at": keep_end,
+            }
+            # Built (and signed) before truncating, so a failure here changes nothing.
+            line = _build_next(
+                prev_line,
+                prev_entry,
+                case_id=case_id,
+                actor=actor,
+                action=ACTION_LOG_REPAIRED,
+                item_id=None,
+                details=details,
+                signer=signer,
+            )
+            os.ftruncate(fd, keep_end)
+            os.fsync(fd)
+            _write_all(fd, line)
+            return parse_line(line)
+        finally:
+            os.close(fd)
+
+
+def read_events(case_dir: Path) -> list[dict[str, Any]]:
+    """Every entry of the log, parsed (no chain verification: see ``verify_chain``).
+
+    An absent log reads as empty; a torn tail raises :class:`CustodyLogDamaged`.
+    """
+    try:
+        data = (case_dir / CUSTODY_FILE).read_bytes()
+    except FileNotFoundError:
+        return []
+    lines, torn = split_log(data)
+    if torn:
+        raise CustodyLogDamaged(
+            f"the custody log in {case_dir} ends in an incomplete line",
+            hint=_repair_hint(case_dir.name),
+        )
+    events = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            events.append(parse_line(line))
+        except CustodyLogDamaged as exc:
+            raise CustodyLogDamaged(
+                f"the custody log in {case_dir}, line {number}: {exc.message}",
+                hint=_repair_hint(case_dir.name) if number == len(lines) else None,
+            ) from None
+    return events
+
+
+def events_for_item(case_dir: Path, item_id: str) -> list[dict[str, Any]]:
+    """The entries that concern one item, in log order."""
+    return [event for event in read_events(case_dir) if event.get("item_id") == item_id]

@@ -1,0 +1,361 @@
+"""The custody log: a hash-chained, signed, append-only record of everything done in a case.
+
+``<home>/<CASE_ID>/custody.jsonl`` holds one canonical-JSON entry per line, each line ended
+by ``\\n``. Every entry carries
+
+* ``seq`` — 1, 2, 3 … in file order;
+* ``prev_sha256`` — the SHA-256 of the previous line's bytes (without its newline), or for
+  the first entry :func:`genesis_hash` of the case, which binds the log to its case;
+* ``signer`` and ``signature`` — the operator's public key and a DER ECDSA-SHA256
+  signature (base64) over the canonical JSON of the entry without ``signature``.
+
+Editing, deleting, inserting or reordering a line therefore breaks the chain at that
+point, and altering an entry's content breaks its signature. What a chain cannot show on
+its own is that lines were cut off the *end*: the last remaining line still verifies. Any
+hash recorded elsewhere (an exported item, a report, a second copy) anchors the head.
+
+This module defines the format and checks it; appending under a file lock is done by
+:mod:`cases`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chain_of_custody.canonical import canonical_json, parse_canonical
+from chain_of_custody.errors import CustodyLogDamaged
+from chain_of_custody.hashing import sha256_bytes
+from chain_of_custody.signing import (
+    Signer,
+    fingerprint_of,
+    load_public_key,
+    normalize_fingerprint,
+    verify_signature,
+)
+from chain_of_custody.timeutil import parse_utc
+
+__all__ = [
+    "ACTIONS",
+    "CUSTODY_LOG_NAME",
+    "ChainReport",
+    "append_position",
+    "build_entry",
+    "genesis_hash",
+    "line_sha256",
+    "parse_line",
+    "split_log",
+    "verify_chain",
+]
+
+CUSTODY_LOG_NAME = "custody.jsonl"
+
+ACTIONS = (
+    "case-opened",
+    "case-closed",
+    "captured",
+    "capture-refused",
+    "verified",
+    "transferred",
+    "exported",
+    "note",
+    "leftover-removed",
+    "log-repaired",
+)
+
+_GENESIS_PREFIX = "osint-capture custody genesis "
+_ENTRY_KEYS = frozenset(
+    {
+        "seq",
+        "time",
+        "case_id",
+        "actor",
+        "action",
+        "item_id",
+        "details",
+        "prev_sha256",
+        "signer",
+        "signature",
+    }
+)
+_SIGNER_KEYS = frozenset({"fingerprint", "public_key"})
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def genesis_hash(case_id: str) -> str:
+    """The ``prev_sha256`` of a case's first entry: ties the log to ``case_id``."""
+    return sha256_bytes((_GENESIS_PREFIX + case_id).encode("utf-8"))
+
+
+def line_sha256(line: bytes) -> str:
+    """SHA-256 of a log line without its newline: the next entry's ``prev_sha256``."""
+    return sha256_bytes(line.removesuffix(b"\n"))
+
+
+def build_entry(
+    *,
+    case_id: str,
+    prev_line: bytes | None,
+    seq: int,
+    time: str,
+    actor: str,
+    action: str,
+    item_id: str | None,
+    details: Mapping[str, Any],
+    signer: Signer,
+) -> bytes:
+    """The complete, signed log line (ending in ``\\n``) to append after ``prev_line``.
+
+    ``prev_line`` is the last line now in the log (with or without its newline), or None
+    when this is the first entry (``seq`` 1). Raises CustodyLogDamaged if ``prev_line`` is
+    not a valid entry — appending would chain onto damage — and ValueError if ``seq`` or
+    ``case_id`` do not continue it, or a field is malformed.
+    """
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+        raise ValueError("seq must be an integer starting at 1")
+    if prev_line is None:
+        if seq != 1:
+            raise ValueError(f"seq {seq} needs the previous line; only seq 1 starts a log")
+        prev_sha256 = genesis_hash(case_id)
+    else:
+        previous = parse_line(prev_line)
+        if previous["case_id"] != case_id:
+            raise ValueError(
+                f"the previous line belongs to case {previous['case_id']!r}, not {case_id!r}"
+            )
+        if seq != previous["seq"] + 1:
+            raise ValueError(f"seq {seq} does not follow the previous entry's {previous['seq']}")
+        prev_sha256 = line_sha256(prev_line)
+    for name, value in (("case_id", case_id), ("actor", actor), ("action", action)):
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{name} must be a non-empty string")
+    parse_utc(time)
+    unsigned: dict[str, Any] = {
+        "seq": seq,
+        "time": time,
+        "case_id": case_id,
+        "actor": actor,
+        "action": action,
+        "item_id": item_id,
+        "details": dict(details),
+        "prev_sha256": prev_sha256,
+        "signer": {"fingerprint": signer.fingerprint, "public_key": signer.public_key_pem},
+    }
+    signature = signer.sign(canonical_json(unsigned))
+    line = canonical_json({**unsigned, "signature": base64.b64encode(signature).decode("ascii")})
+    # Refuse to hand out a line that our own reader would reject.
+    parse_line(line)
+    return line + b"\n"
+
+
+def parse_line(line: bytes) -> dict[str, Any]:
+    """One log line (trailing newline optional) as a dict; CustodyLogDamaged if malformed.
+
+    Checks form only — canonical JSON, the fields and their types. Signatures and chaining
+    are checked by :func:`verify_chain`.
+    """
+    try:
+        entry = parse_canonical(line.removesuffix(b"\n"))
+    except ValueError as exc:
+        raise CustodyLogDamaged(f"custody entry is not canonical JSON: {exc}") from None
+    try:
+        _check_entry(entry)
+    except (ValueError, TypeError) as exc:
+        raise CustodyLogDamaged(f"custody entry is malformed: {exc}") from None
+    result: dict[str, Any] = entry
+    return result
+
+
+def _check_entry(entry: object) -> None:
+    if not isinstance(entry, dict):
+        raise ValueError("not a JSON object")
+    if entry.keys() != _ENTRY_KEYS:
+        missing = sorted(_ENTRY_KEYS - entry.keys())
+        extra = sorted(entry.keys() - _ENTRY_KEYS)
+        raise ValueError(f"fields missing: {missing or 'none'}; unknown fields: {extra or 'none'}")
+    seq = entry["seq"]
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+        raise ValueError("seq must be a positive integer")
+    for name in ("time", "case_id", "actor", "action", "signature"):
+        if not isinstance(entry[name], str) or not entry[name]:
+            raise ValueError(f"{name} must be a non-empty string")
+    parse_utc(entry["time"])
+    if entry["item_id"] is not None and not isinstance(entry["item_id"], str):
+        raise ValueError("item_id must be a string or null")
+    if not isinstance(entry["details"], dict):
+        raise ValueError("details must be an object")
+    if not isinstance(entry["prev_sha256"], str) or not _SHA256_HEX.fullmatch(entry["prev_sha256"]):
+        raise ValueError("prev_sha256 must be 64 lowercase hex digits")
+    signer = entry["signer"]
+    if not isinstance(signer, dict) or signer.keys() != _SIGNER_KEYS:
+        raise ValueError("signer must have exactly the fields fingerprint and public_key")
+    if not all(isinstance(signer[name], str) for name in _SIGNER_KEYS):
+        raise ValueError("signer.fingerprint and signer.public_key must be strings")
+
+
+def split_log(data: bytes) -> tuple[list[bytes], bytes]:
+    """Complete lines (without newlines) and the torn tail after the last newline (or b"")."""
+    end = data.rfind(b"\n")
+    if end == -1:
+        return [], data
+    return data[:end].split(b"\n"), data[end + 1 :]
+
+
+def append_position(case_id: str, data: bytes) -> tuple[bytes | None, int]:
+    """``(prev_line, seq)`` for :func:`build_entry` to append to a log whose bytes are ``data``.
+
+    Raises CustodyLogDamaged if the log ends in a torn line or its last line is not a valid
+    entry of this case: a new entry must never chain onto damage.
+    """
+    lines, tail = split_log(data)
+    if tail:
+        raise CustodyLogDamaged(
+            f"the custody log ends with a torn line ({len(tail)} bytes after the last newline)",
+            hint="an earlier write was interrupted; repair the log before adding to it",
+        )
+    if not lines:
+        return None, 1
+    last = parse_line(lines[-1])
+    if last["case_id"] != case_id:
+        raise CustodyLogDamaged(
+            f"the custody log's last entry belongs to case {last['case_id']!r}, not {case_id!r}"
+        )
+    seq: int = last["seq"]
+    return lines[-1], seq + 1
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The outcome of :func:`verify_chain`.
+
+    ``head_sha256`` is the ``prev_sha256`` the next entry must carry: the hash of the
+    last complete line, or the genesis hash for an empty log. ``warnings`` are oddities
+    that are not proof of tampering (a clock stepping backwards).
+    """
+
+    ok: bool
+    entries: int
+    problems: tuple[str, ...]
+    head_sha256: str
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "problems": list(self.problems),
+            "warnings": list(self.warnings),
+            "head_sha256": self.head_sha256,
+        }
+
+
+def verify_chain(
+    case_id: str,
+    data: bytes,
+    trusted_fingerprints: Collection[str] | None = None,
+) -> ChainReport:
+    """Check every line of a custody log of case ``case_id``; never raises for bad content.
+
+    Finds torn tails, malformed lines, seq gaps/duplicates/reordering, broken hash links
+    (edits, deletions, insertions, reordering), bad signatures, fingerprints that do not
+    match their key, signers outside ``trusted_fingerprints`` (when given) and entries of
+    another case. Problems are sentences naming the 1-based line number.
+    """
+    trusted = None if trusted_fingerprints is None else _normalized(trusted_fingerprints)
+    lines, tail = split_log(data)
+    problems: list[str] = []
+    warnings: list[str] = []
+    expected_prev = genesis_hash(case_id)
+    highest_seq = 0
+    previous_time = None
+    for number, line in enumerate(lines, start=1):
+        link = expected_prev
+        expected_prev = line_sha256(line)
+        try:
+            entry = parse_line(line)
+        except CustodyLogDamaged as exc:
+            problems.append(f"line {number}: {exc.message}")
+            # Assume the damaged line held the next seq, so later lines are not all flagged.
+            highest_seq += 1
+            continue
+        # Compare with the highest seq so far: one moved or missing line is reported
+        # where it happens instead of making every later line look out of place.
+        seq = entry["seq"]
+        if seq != highest_seq + 1:
+            problems.append(
+                f"line {number}: seq is {seq}, expected {highest_seq + 1} "
+                "(an entry is missing, repeated or out of order)"
+            )
+        highest_seq = max(highest_seq, seq)
+        if entry["prev_sha256"] != link:
+            if number == 1:
+                problems.append(
+                    f"line 1: prev_sha256 is not the genesis hash of case {case_id!r} "
+                    "(the log's start was removed, or the log belongs to another case)"
+                )
+            else:
+                problems.append(
+                    f"line {number}: prev_sha256 does not match line {number - 1} "
+                    "(a line before it was edited, removed, inserted or moved)"
+                )
+        if entry["case_id"] != case_id:
+            problems.append(f"line {number}: case_id is {entry['case_id']!r}, not {case_id!r}")
+        problems.extend(f"line {number}: {p}" for p in _signature_problems(entry, trusted))
+        moment = parse_utc(entry["time"])
+        if previous_time is not None and moment < previous_time:
+            warnings.append(f"line {number}: time {entry['time']} is earlier than the line before")
+        previous_time = moment
+    if tail:
+        problems.append(
+            f"line {len(lines) + 1}: torn line of {len(tail)} bytes with no newline "
+            "(an interrupted write, or text appended by hand)"
+        )
+    return ChainReport(
+        ok=not problems,
+        entries=len(lines),
+        problems=tuple(problems),
+        head_sha256=expected_prev,
+        warnings=tuple(warnings),
+    )
+
+
+def _signature_problems(entry: Mapping[str, Any], trusted: frozenset[str] | None) -> list[str]:
+    signer = entry["signer"]
+    problems = []
+    try:
+        key = load_public_key(signer["public_key"])
+    except ValueError as exc:
+        return [f"signer public key is unusable: {exc}"]
+    actual = fingerprint_of(key)
+    if actual != signer["fingerprint"]:
+        problems.append("signer fingerprint does not match the public key in the entry")
+    # Trust is decided on the key that verifies the signature, not on the label beside it.
+    if trusted is not None and actual not in trusted:
+        problems.append(f"signed by key {actual}, which is not trusted")
+    try:
+        signature = base64.b64decode(entry["signature"], validate=True)
+    except (binascii.Error, ValueError):
+        problems.append("signature is not valid base64")
+        return problems
+    unsigned = {name: value for name, value in entry.items() if name != "signature"}
+    if not verify_signature(signer["public_key"], canonical_json(unsigned), signature):
+        problems.append("signature does not verify (the entry was changed after signing)")
+    return problems
+
+
+def _normalized(fingerprints: Collection[str]) -> frozenset[str]:
+    if isinstance(fingerprints, str):
+        # A lone string is one fingerprint, not a collection of 64 characters.
+        fingerprints = (fingerprints,)
+    result = set()
+    for text in fingerprints:
+        try:
+            result.add(normalize_fingerprint(text))
+        except ValueError:
+            # A malformed fingerprint trusts nothing; the caller validates user input.
+            continue
+    return frozenset(result)

@@ -1,0 +1,3 @@
+from osint_capture.cli import main
+
+main()

@@ -1,0 +1,496 @@
+"""Capture a public post into a case: the library entry point behind ``osint-capture capture``.
+
+Order of work, so that nothing half-made ever looks like evidence:
+
+1. The case exists and is open; the URL passes the lawful-access rules 1-3
+   (refusals are logged as ``capture-refused`` and leave no item).
+2. A locked staging folder ``items/.staging-<ITEM_ID>/`` is made.
+3. The engine drives Chromium (see :mod:`osint_capture.engine`).
+4. The WARC is written from the recorded exchanges and the renderings.
+5. Every file is fsynced and hashed; ``manifest.json`` is built from the hashes
+   and provenance, signed into ``manifest.json.sig``; ``SHA256SUMS`` lists all.
+6. The staging folder is renamed into place: only now does the item exist.
+7. A ``captured`` custody event binds the manifest's SHA-256.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import hashlib
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from cases.custody import append_event, check_log_writable
+from cases.store import Case, EvidenceStore
+from chain_of_custody.errors import Refused, UsageError
+from chain_of_custody.manifest import MANIFEST_NAME, SIGNATURE_NAME, FileEntry, build_manifest
+from chain_of_custody.signing import Signer
+from chain_of_custody.timeutil import utc_now
+from osint_capture.addresses import classify_ip
+from osint_capture.browser import BrowserChoice, os_description
+from osint_capture.engine import CaptureOptions, EngineResult, run_capture
+from osint_capture.lawful import AccessRecord, check_target_url, inspect_page, robots_verdict
+from osint_capture.warc import ArchiveRecordRef, CaptureWarc
+
+__all__ = [
+    "WARC_NAME",
+    "CaptureReport",
+    "capture_post",
+    "tool_version",
+]
+
+WARC_NAME = "archive.warc.gz"
+SUMS_NAME = "SHA256SUMS"
+
+_MEDIA_TYPES = {
+    WARC_NAME: "application/warc",
+    "screenshot.png": "image/png",
+    "page.pdf": "application/pdf",
+    "dom.html": "text/html; charset=utf-8",
+    "text.txt": "text/plain; charset=utf-8",
+    "robots.txt": "text/plain; charset=utf-8",
+    "tls-chain.pem": "application/x-pem-file",
+}
+# (step name, file name, WARC record type)
+_RENDERINGS = (
+    ("screenshot", "screenshot.png", "resource"),
+    ("pdf", "page.pdf", "resource"),
+    ("dom", "dom.html", "conversion"),
+    ("text", "text.txt", "conversion"),
+)
+
+
+def tool_version() -> str:
+    try:
+        return metadata.version("osint-capture")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass(frozen=True)
+class CaptureReport:
+    """What one capture produced; the CLI prints it (``--json`` keeps these names)."""
+
+    item_id: str
+    item_dir: Path
+    status: str  # complete or partial
+    requested_url: str
+    final_url: str
+    http_status: int
+    title: str
+    manifest: Path
+    signature: Path
+    warc: Path
+    screenshot: Path | None
+    pdf: Path | None
+    manifest_sha256: str
+    partial_reasons: tuple[str, ...]
+    resources: int
+    blocked: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "item_id": self.item_id,
+            "item_dir": str(self.item_dir),
+            "status": self.status,
+            "requested_url": self.requested_url,
+            "final_url": self.final_url,
+            "http_status": self.http_status,
+            "title": self.title,
+            "manifest": str(self.manifest),
+            "signature": str(self.signature),
+            "warc": str(self.warc),
+            "screenshot": str(self.screenshot) if self.screenshot else None,
+            "pdf": str(self.pdf) if self.pdf else None,
+            "manifest_sha256": self.manifest_sha256,
+            "partial_reasons": list(self.partial_reasons),
+            "resources": self.resources,
+            "blocked_requests": self.blocked,
+        }
+
+
+def _refuse(
+    store: EvidenceStore, case: Case, url: str, reason: str, signer: Signer, operator: str
+) -> None:
+    append_event(
+        store.case_dir(case.case_id),
+        case_id=case.case_id,
+        actor=operator,
+        action="capture-refused",
+        item_id=None,
+        details={"url": url, "reason": reason},
+        signer=signer,
+    )
+
+
+def capture_post(
+    store: EvidenceStore,
+    case_id: str,
+    url: str,
+    options: CaptureOptions,
+    *,
+    signer: Signer,
+    browser: BrowserChoice,
+) -> CaptureReport:
+    """Capture ``url`` into case ``case_id``; see the module docstring for the order."""
+    operator = signer.operator
+    case = store.get_case(case_id)
+    case_dir = store.case_dir(case_id)
+    # A damaged custody log would leave a capture unlogged: find out before the browser starts.
+    check_log_writable(case_dir, case_id=case_id)
+    access = AccessRecord(options.allow_private_network, options.respect_robots)
+    try:
+        if case.status != "open":
+            raise Refused(
+                f"case '{case_id}' is closed; it accepts no new captures",
+                hint="open a new case with its own authority",
+            )
+        check_target_url(url)
+        access.target_verdicts(url)
+    except Refused as exc:
+        _refuse(store, case, url, exc.message, signer, operator)
+        raise
+
+    staging = store.new_item(case_id)
+    with staging:
+        try:
+            result = asyncio.run(
+                run_capture(
+                    url,
+                    options,
+                    staging.path,
+                    browser,
+                    gate=access.gate,
+                    inspector=inspect_page,
+                    robots_policy=lambda text, status, u: robots_verdict(
+                        text, status, u, respect=options.respect_robots
+                    ),
+                )
+            )
+            _check_connected_addresses(result, access)
+        except Refused as exc:
+            _refuse(store, case, url, exc.message, signer, operator)
+            raise
+        access.blocked = [
+            {"url": b.url, "reason": b.reason, "time": b.time} for b in result.blocked
+        ]
+        warc_path = staging.path / WARC_NAME
+        warc_records = _write_warc(result, staging.path, warc_path, browser)
+        shutil.rmtree(staging.path / ".bodies", ignore_errors=True)
+        _write_extras(result, staging.path)
+
+        status = "partial" if result.partial_reasons else "complete"
+        entries = _durable_entries(staging.path)
+        provenance = _provenance(result, case, options, browser, access, operator, warc_records)
+        manifest_bytes = build_manifest(
+            item_id=staging.item_id,
+            case_id=case_id,
+            status=status,
+            provenance=provenance,
+            files=entries,
+            signer=signer,
+        )
+        _write_durable(staging.path / MANIFEST_NAME, manifest_bytes)
+        _write_durable(staging.path / SIGNATURE_NAME, signer.sign(manifest_bytes))
+        manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
+        _write_sums(staging.path, entries, manifest_sha256)
+        final = staging.finalize()
+
+    append_event(
+        case_dir,
+        case_id=case_id,
+        actor=operator,
+        action="captured",
+        item_id=staging.item_id,
+        details={
+            "manifest_sha256": manifest_sha256,
+            "requested_url": url,
+            "final_url": result.final_url,
+            "status": status,
+            "files": len(entries),
+        },
+        signer=signer,
+    )
+    has = lambda name: (final / name) if (final / name).exists() else None  # noqa: E731
+    return CaptureReport(
+        item_id=staging.item_id,
+        item_dir=final,
+        status=status,
+        requested_url=url,
+        final_url=result.final_url,
+        http_status=result.http_status,
+        title=result.title,
+        manifest=final / MANIFEST_NAME,
+        signature=final / SIGNATURE_NAME,
+        warc=final / WARC_NAME,
+        screenshot=has("screenshot.png"),
+        pdf=has("page.pdf"),
+        manifest_sha256=manifest_sha256,
+        partial_reasons=tuple(result.partial_reasons),
+        resources=len(result.exchanges),
+        blocked=len(result.blocked),
+    )
+
+
+def _check_connected_addresses(result: EngineResult, access: AccessRecord) -> None:
+    """The browser resolves names itself: check where it actually connected.
+
+    A name that resolved to a public address for the check and to a private one for
+    the browser (DNS rebinding) is caught here.
+    """
+    if access.allow_private_network:
+        return
+    for ex in result.exchanges:
+        if not ex.remote_ip:
+            continue
+        try:
+            verdict = classify_ip(ex.remote_ip.strip("[]"))
+        except UsageError:
+            continue
+        if not verdict.public:
+            raise Refused(
+                f"the browser connected to {verdict.address} ({verdict.reason}) for {ex.url}; "
+                "only public addresses may be captured",
+                hint="the name resolved differently for the browser than for the check",
+            )
+
+
+def _write_warc(
+    result: EngineResult, item: Path, warc_path: Path, browser: BrowserChoice
+) -> int:
+    with open(warc_path, "wb") as fh:
+        warc = CaptureWarc(fh)
+        info = warc.warcinfo(
+            WARC_NAME,
+            {
+                "software": f"osint-capture/{tool_version()}",
+                "browser": f"Chromium {result.browser_version}",
+                "browser-executable": str(browser.executable or "playwright"),
+                "user-agent": result.user_agent,
+                "format": "WARC File Format 1.1",
+                "conformsTo": "https://iipc.github.io/warc-specifications/specifications/warc-format/warc-1.1/",
+                "requested-url": result.requested_url,
+                "operating-system": os_description(),
+                "python": platform.python_version(),
+                "playwright": _version_of("playwright"),
+                "warcio": _version_of("warcio"),
+                "body-note": "response bodies are as Chromium decoded them; original "
+                "Content-Encoding/Content-Length/Transfer-Encoding kept as X-Archive-Orig-*",
+            },
+            result.started,
+        ).record_id
+        main_ref: ArchiveRecordRef | None = None
+        for ex in result.exchanges:
+            ref = warc.exchange(ex, info)
+            if ex is result.main_exchange:
+                main_ref = ref
+        target = result.final_url or result.requested_url
+        for step, name, record_type in _RENDERINGS:
+            path = result.renderings.get(step)
+            if path is None:
+                continue
+            warc.rendering(
+                f"urn:osint-capture:{step}:{target}",
+                record_type,
+                path,
+                _MEDIA_TYPES[name],
+                result.ended,
+                info,
+                main_ref,
+            )
+        fh.flush()
+        os.fsync(fh.fileno())
+        return len(warc.records)
+
+
+def _write_extras(result: EngineResult, item: Path) -> None:
+    text = result.robots.get("text")
+    if isinstance(text, str):
+        (item / "robots.txt").write_text(text, encoding="utf-8")
+    if result.tls and result.tls.get("chain_pem"):
+        (item / "tls-chain.pem").write_text("".join(result.tls["chain_pem"]), encoding="ascii")
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _durable_entries(item: Path) -> list[FileEntry]:
+    """Every file of the item, fsynced, then hashed: nothing is signed before it is durable."""
+    entries = []
+    for path in sorted(p for p in item.rglob("*") if p.is_file()):
+        rel = path.relative_to(item).as_posix()
+        _fsync_file(path)
+        entries.append(
+            FileEntry.from_file(item, rel, _MEDIA_TYPES.get(rel, "application/octet-stream"))
+        )
+    return entries
+
+
+def _write_durable(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _write_sums(item: Path, entries: list[FileEntry], manifest_sha256: str) -> None:
+    """``sha256sum -c SHA256SUMS`` inside the item checks every file."""
+    sig_sha = hashlib.sha256((item / SIGNATURE_NAME).read_bytes()).hexdigest()
+    lines = [f"{e.sha256}  {e.path}\n" for e in entries]
+    lines.append(f"{manifest_sha256}  {MANIFEST_NAME}\n")
+    lines.append(f"{sig_sha}  {SIGNATURE_NAME}\n")
+    _write_durable(item / SUMS_NAME, "".join(sorted(lines, key=lambda s: s[66:])).encode())
+
+
+def _version_of(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _clock_source() -> dict[str, Any]:
+    """Where capture times come from, and whether the clock was synchronised."""
+    synced: str = "unknown"
+    try:
+        out = subprocess.run(
+            ["timedatectl", "show", "--property=NTPSynchronized", "--value"],
+            capture_output=True, text=True, timeout=3, check=False,
+        )
+        if out.returncode == 0 and out.stdout.strip() in ("yes", "no"):
+            synced = out.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return {
+        "source": "operating-system clock (UTC), read by Python's datetime.now(timezone.utc)",
+        "ntp_synchronized": synced,
+        "timezone_offset_note": "all times are UTC with microseconds",
+    }
+
+
+def _robots_directives(result: EngineResult) -> dict[str, Any]:
+    meta_values: list[str] = []
+    for key in ("robots", "googlebot"):
+        meta_values += result.page_metadata.get("meta", {}).get(key, [])
+    header_values: list[str] = []
+    if result.main_exchange is not None:
+        header_values = [
+            v for k, v in result.main_exchange.response_headers if k.lower() == "x-robots-tag"
+        ]
+    tokens = {
+        t.strip().lower()
+        for value in meta_values + header_values
+        for t in value.replace(";", ",").split(",")
+    }
+    return {
+        "meta_robots": meta_values,
+        "x_robots_tag": header_values,
+        "noarchive": "noarchive" in tokens,
+        "noindex": "noindex" in tokens,
+        "nofollow": "nofollow" in tokens,
+        "robots_txt": {k: v for k, v in result.robots.items() if k != "text"},
+    }
+
+
+def _provenance(
+    result: EngineResult,
+    case: Case,
+    options: CaptureOptions,
+    browser: BrowserChoice,
+    access: AccessRecord,
+    operator: str,
+    warc_records: int,
+) -> dict[str, Any]:
+    page = result.page_metadata
+    incomplete = [
+        {"url": ex.url, "truncated": ex.truncated, "failure": ex.failure,
+         "canceled_by_browser": ex.canceled}
+        for ex in result.exchanges
+        if ex.truncated or ex.failure
+    ]
+    return {
+        "requested_url": result.requested_url,
+        "final_url": result.final_url,
+        "redirect_chain": result.redirect_chain,
+        "http_status": result.http_status,
+        "capture_started": result.started,
+        "capture_ended": result.ended,
+        "clock": _clock_source(),
+        "case": {
+            "case_id": case.case_id,
+            "title": case.title,
+            "category": case.category,
+            "authority": case.authority,
+        },
+        "investigator": case.investigator,
+        "operator": operator,
+        "workstation": {
+            "hostname": socket.gethostname(),
+            "os": os_description(),
+            "os_user": getpass.getuser(),
+            "python": platform.python_version(),
+        },
+        "tool": {
+            "name": "osint-capture",
+            "version": tool_version(),
+            "playwright": _version_of("playwright"),
+            "warcio": _version_of("warcio"),
+            "argv": sys.argv[1:],
+        },
+        "browser": {
+            "name": "Chromium",
+            "version": result.browser_version,
+            "executable": str(browser.executable) if browser.executable else "playwright-bundled",
+            "found_by": browser.source,
+            "user_agent": result.user_agent,
+            "headless": True,
+        },
+        "viewport": {"width": options.viewport_width, "height": options.viewport_height},
+        "tls": result.tls,
+        "page": {
+            "title": result.title,
+            "authors": page.get("authors", []),
+            "published": page.get("published", []),
+            "opengraph": page.get("opengraph", {}),
+            "meta": page.get("meta", {}),
+            "json_ld": page.get("json_ld", []),
+            "canonical": page.get("canonical"),
+            "lang": page.get("lang"),
+        },
+        "robots": _robots_directives(result),
+        "options": options.as_record(),
+        "access": access.as_record(),
+        "steps": [
+            {"name": s.name, "state": s.state, "started": s.started, "ended": s.ended,
+             "detail": s.detail}
+            for s in result.steps
+        ],
+        "status_reasons": result.partial_reasons,
+        "resources": {
+            "responses": len(result.exchanges),
+            "body_bytes": result.total_bytes,
+            "incomplete": incomplete,
+            "blocked": len(result.blocked),
+            "recorder_errors": result.recorder_errors,
+        },
+        "contained": {
+            "popups_closed": result.popups,
+            "downloads_refused": result.downloads,
+            "dialogs_dismissed": result.dialogs,
+        },
+        "warc": {"file": WARC_NAME, "records": warc_records, "version": "WARC/1.1"},
+    }

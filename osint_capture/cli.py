@@ -1,0 +1,470 @@
+"""The ``osint-capture`` command: parse, call the library, print, map errors to exit codes.
+
+Exit codes: 0 done (a partial capture is done, and says so) · 1 integrity failure ·
+2 usage error · 3 refused by the lawful-access rules · 4 capture failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cases.custody import append_event, events_for_item, read_events, repair_log
+from cases.store import CATEGORIES, CATEGORY_DESCRIPTIONS, EvidenceStore, resolve_home
+from chain_of_custody.errors import (
+    EXIT_CAPTURE_FAILED,
+    EXIT_USAGE,
+    OsintCaptureError,
+    SigningKeyError,
+    UsageError,
+)
+from chain_of_custody.signing import Signer
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="osint-capture",
+    help="Capture public posts as court-ready evidence: WARC, screenshot, PDF, signed manifest.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Passphrases and keys live in local variables: never print them in a traceback.
+    pretty_exceptions_show_locals=False,
+)
+case_app = typer.Typer(help="Open, list and show cases.", no_args_is_help=True)
+keys_app = typer.Typer(help="The operator's signing key.", no_args_is_help=True)
+custody_app = typer.Typer(help="The chain-of-custody log of an item.", no_args_is_help=True)
+app.add_typer(case_app, name="case")
+app.add_typer(keys_app, name="keys")
+app.add_typer(custody_app, name="custody")
+
+_out = Console(highlight=False, soft_wrap=True)
+
+
+class _State:
+    home: Path | None = None
+
+
+def _store() -> EvidenceStore:
+    return EvidenceStore(resolve_home(_State.home))
+
+
+def _signer() -> Signer:
+    from osint_capture import keys
+
+    info = keys.key_info()  # raises with a hint naming `keys init` when there is none
+    passphrase = keys.passphrase_from_env()
+    if passphrase is None:
+        if not sys.stdin.isatty():
+            raise SigningKeyError(
+                "no passphrase for the signing key",
+                hint="set OSINT_CAPTURE_PASSPHRASE or run from a terminal to be asked",
+            )
+        passphrase = typer.prompt(f"Passphrase for {info.operator}'s signing key", hide_input=True)
+    return keys.load_signer(passphrase)
+
+
+@app.callback()
+def _root(
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="Evidence home (default: $OSINT_CAPTURE_HOME, else ./evidence).",
+            file_okay=False,
+        ),
+    ] = None,
+) -> None:
+    _State.home = home
+
+
+# -- cases -------------------------------------------------------------------------
+
+
+@case_app.command("open")
+def case_open(
+    case_id: Annotated[str, typer.Argument(help="Case number, e.g. 2026-000123.")],
+    title: Annotated[str, typer.Option("--title", help="What the case is about.")],
+    category: Annotated[
+        str,
+        typer.Option("--category", help="Investigative purpose: " + ", ".join(CATEGORIES) + "."),
+    ],
+    investigator: Annotated[str, typer.Option("--investigator", help="Investigator in charge.")],
+    authority: Annotated[
+        str, typer.Option("--authority", help="Who approved this investigative use.")
+    ],
+) -> None:
+    """Open a case. Captures can only go into an open case."""
+    signer = _signer()
+    store = _store()
+    case = store.open_case(
+        case_id, title=title, category=category, investigator=investigator, authority=authority
+    )
+    append_event(
+        store.case_dir(case.case_id),
+        case_id=case.case_id,
+        actor=signer.operator,
+        action="case-opened",
+        item_id=None,
+        details={
+            "title": case.title,
+            "category": case.category,
+            "investigator": case.investigator,
+            "authority": case.authority,
+        },
+        signer=signer,
+    )
+    _out.print(f"Opened case {case.case_id} ({CATEGORY_DESCRIPTIONS[case.category]}) in "
+               f"{store.case_dir(case.case_id)}")
+
+
+@case_app.command("list")
+def case_list() -> None:
+    """List the cases in the evidence home."""
+    store = _store()
+    cases = store.list_cases()
+    if not cases:
+        _out.print(f"No cases in {store.home}.")
+        return
+    table = Table("case", "status", "category", "items", "title")
+    for case in cases:
+        table.add_row(case.case_id, case.status, case.category,
+                      str(len(store.list_items(case.case_id))), case.title)
+    _out.print(table)
+
+
+@case_app.command("show")
+def case_show(case_id: str) -> None:
+    """Show a case, its items and any leftovers of interrupted captures."""
+    store = _store()
+    case = store.get_case(case_id)
+    for key, value in case.to_dict().items():
+        _out.print(f"{key:>13}: {value}")
+    items = store.list_items(case_id)
+    _out.print(f"{'items':>13}: {len(items)}")
+    for item_id in items:
+        _out.print(f"{'':>13}  {item_id}  {_item_summary(store.item_dir(case_id, item_id))}")
+    _report_leftovers(store, case_id)
+
+
+@case_app.command("close")
+def case_close(case_id: str) -> None:
+    """Close a case: it keeps its evidence and accepts no new captures."""
+    signer = _signer()
+    store = _store()
+    case = store.close_case(case_id)
+    append_event(store.case_dir(case_id), case_id=case_id, actor=signer.operator,
+                 action="case-closed", item_id=None, details={}, signer=signer)
+    _out.print(f"Closed case {case.case_id}.")
+
+
+@case_app.command("clean")
+def case_clean(case_id: str) -> None:
+    """Remove leftovers of interrupted captures (never a complete item), and log it."""
+    signer = _signer()
+    store = _store()
+    store.get_case(case_id)
+    leftovers = store.leftovers(case_id)
+    for leftover in leftovers:
+        store.remove_leftover(leftover)
+        append_event(
+            store.case_dir(case_id), case_id=case_id, actor=signer.operator,
+            action="leftover-removed", item_id=leftover.item_id,
+            details={"path": str(leftover.path), "kind": leftover.kind,
+                     "size_bytes": leftover.size_bytes, "modified": leftover.modified},
+            signer=signer,
+        )
+        _out.print(f"removed {leftover.kind} leftover {leftover.path}")
+    if not leftovers:
+        _out.print("No leftovers.")
+
+
+def _report_leftovers(store: EvidenceStore, case_id: str) -> None:
+    leftovers = store.leftovers(case_id)
+    for leftover in leftovers:
+        typer.echo(
+            f"warning: leftover of an interrupted capture: {leftover.path} "
+            f"({leftover.size_bytes} bytes); it is not evidence. "
+            f"Remove it with `osint-capture case clean {case_id}`.",
+            err=True,
+        )
+
+
+def _item_summary(item_dir: Path) -> str:
+    try:
+        manifest = json.loads((item_dir / "manifest.json").read_bytes())
+    except (OSError, ValueError):
+        return "(manifest unreadable)"
+    prov = manifest.get("provenance", {})
+    return f"{manifest.get('status')}  {prov.get('final_url') or prov.get('requested_url')}"
+
+
+# -- capture -----------------------------------------------------------------------
+
+
+def _parse_viewport(text: str) -> tuple[int, int]:
+    try:
+        w, h = text.lower().split("x")
+        return int(w), int(h)
+    except ValueError:
+        raise UsageError(f"--viewport must look like 1280x800, not {text!r}") from None
+
+
+@app.command()
+def capture(
+    url: Annotated[str, typer.Argument(help="The public post's address (http or https).")],
+    case: Annotated[str, typer.Option("--case", help="The open case to capture into.")],
+    allow_private_network: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-network",
+            help="Lab and test use only: allow loopback/private targets. Recorded and flagged.",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    time_limit: Annotated[
+        float, typer.Option("--time-limit", help="Whole-capture limit, seconds.")
+    ] = 60.0,
+    size_limit: Annotated[
+        int, typer.Option("--size-limit", help="Total bytes kept, MiB.")
+    ] = 200,
+    respect_robots: Annotated[
+        bool, typer.Option("--respect-robots", help="Refuse when robots.txt disallows the URL.")
+    ] = False,
+    viewport: Annotated[str, typer.Option("--viewport", help="Browser window, WxH.")] = "1280x800",
+    settle_timeout: Annotated[
+        float,
+        typer.Option("--settle-timeout", help="Longest wait for load and network quiet, seconds."),
+    ] = 10.0,
+    browser: Annotated[
+        Path | None, typer.Option("--browser", help="Chromium binary to use.")
+    ] = None,
+) -> None:
+    """Capture a public post into a case."""
+    from osint_capture.browser import find_browser
+    from osint_capture.capture import capture_post
+    from osint_capture.engine import CaptureOptions
+
+    width, height = _parse_viewport(viewport)
+    options = CaptureOptions(
+        time_limit=time_limit,
+        size_limit=size_limit * 1024 * 1024,
+        allow_private_network=allow_private_network,
+        respect_robots=respect_robots,
+        viewport_width=width,
+        viewport_height=height,
+        settle_timeout=settle_timeout,
+    )
+    store = _store()
+    store.get_case(case)  # a missing case is a usage error before anything else
+    signer = _signer()  # no key: stop before the browser starts
+    choice = find_browser(browser)
+    report = capture_post(store, case, url, options, signer=signer, browser=choice)
+    if as_json:
+        typer.echo(json.dumps(report.as_json(), ensure_ascii=False))
+        return
+    _out.print(f"Captured {report.final_url} → item {report.item_id} [{report.status}]")
+    _out.print(f"  title:      {report.title}")
+    _out.print(f"  item:       {report.item_dir}")
+    _out.print(f"  manifest:   {report.manifest} (signed: {report.signature.name})")
+    _out.print(f"  WARC:       {report.warc} ({report.resources} responses)")
+    if report.screenshot:
+        _out.print(f"  screenshot: {report.screenshot}")
+    if allow_private_network:
+        _out.print("  [bold]note:[/bold] --allow-private-network was used (lab/test only); "
+                   "recorded in the manifest")
+    for reason in report.partial_reasons:
+        _out.print(f"  partial:    {reason}")
+
+
+# -- keys --------------------------------------------------------------------------
+
+
+@keys_app.command("init")
+def keys_init(
+    operator: Annotated[str, typer.Option("--operator", help="Your name as the signer.")],
+) -> None:
+    """Create the ECDSA P-384 signing key (encrypted with a passphrase)."""
+    from osint_capture import keys
+
+    passphrase = keys.passphrase_from_env()
+    if passphrase is None:
+        if not sys.stdin.isatty():
+            raise SigningKeyError("no passphrase given", hint="set OSINT_CAPTURE_PASSPHRASE")
+        passphrase = typer.prompt("New passphrase", hide_input=True, confirmation_prompt=True)
+    info = keys.init_key(operator, passphrase)
+    _out.print(f"Created signing key for {info.operator}")
+    _out.print(f"  fingerprint: {info.fingerprint}")
+    _out.print(f"  stored in:   {info.path}")
+
+
+@keys_app.command("show")
+def keys_show() -> None:
+    """Print the operator and the key's fingerprint."""
+    from osint_capture import keys
+
+    info = keys.key_info()
+    _out.print(f"operator:    {info.operator}")
+    _out.print(f"fingerprint: {info.fingerprint}")
+    _out.print(f"created:     {info.created}")
+    _out.print(f"key file:    {info.path}")
+
+
+@keys_app.command("export")
+def keys_export(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the public key (PEM).")],
+) -> None:
+    """Write the public key (SubjectPublicKeyInfo PEM) for verifiers."""
+    from osint_capture import keys
+
+    path = keys.export_public_key(out)
+    _out.print(f"Public key written to {path}")
+
+
+# -- custody -----------------------------------------------------------------------
+
+
+def _find_item(store: EvidenceStore, item_id: str) -> tuple[str, Path]:
+    hits = [
+        (case.case_id, store.item_dir(case.case_id, item_id))
+        for case in store.list_cases()
+        if store.item_dir(case.case_id, item_id).is_dir()
+    ]
+    if not hits:
+        raise UsageError(f"no item '{item_id}' in {store.home}",
+                         hint="`osint-capture case show CASE_ID` lists items")
+    return hits[0]
+
+
+@custody_app.command("show")
+def custody_show(
+    item_id: str, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Print an item's custody timeline."""
+    store = _store()
+    case_id, _ = _find_item(store, item_id)
+    events = events_for_item(store.case_dir(case_id), item_id)
+    if as_json:
+        typer.echo(json.dumps(events, ensure_ascii=False))
+        return
+    table = Table("seq", "time (UTC)", "actor", "action", "details")
+    for event in events:
+        table.add_row(str(event["seq"]), event["time"], event["actor"], event["action"],
+                      json.dumps(event.get("details", {}), ensure_ascii=False))
+    _out.print(table)
+
+
+def _custody_event(item_id: str, action: str, details: dict[str, Any]) -> None:
+    signer = _signer()
+    store = _store()
+    case_id, _ = _find_item(store, item_id)
+    entry = append_event(store.case_dir(case_id), case_id=case_id, actor=signer.operator,
+                         action=action, item_id=item_id, details=details, signer=signer)
+    _out.print(f"Logged {action} #{entry['seq']} for item {item_id} in case {case_id}.")
+
+
+@custody_app.command("transfer")
+def custody_transfer(
+    item_id: str,
+    to: Annotated[str, typer.Option("--to", help="Who receives the item.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it changes hands.")],
+) -> None:
+    """Record that an item passed to someone else."""
+    if not to.strip() or not reason.strip():
+        raise UsageError("--to and --reason must not be empty")
+    _custody_event(item_id, "transferred", {"to": to.strip(), "reason": reason.strip()})
+
+
+@custody_app.command("note")
+def custody_note(
+    item_id: str, text: Annotated[str, typer.Option("--text", help="The note.")]
+) -> None:
+    """Add a note to an item's custody log."""
+    if not text.strip():
+        raise UsageError("--text must not be empty")
+    _custody_event(item_id, "note", {"text": text.strip()})
+
+
+@custody_app.command("repair")
+def custody_repair(case_id: str) -> None:
+    """Cut a torn last line (after a crash) off a case's custody log, recording what it removed."""
+    signer = _signer()
+    store = _store()
+    store.get_case(case_id)
+    entry = repair_log(store.case_dir(case_id), case_id=case_id, actor=signer.operator,
+                       signer=signer)
+    if entry is None:
+        _out.print("The custody log needed no repair.")
+    else:
+        _out.print(f"Repaired: removed {entry['details']['removed_size']} bytes; "
+                   f"logged as entry #{entry['seq']}.")
+
+
+@custody_app.command("log")
+def custody_log(case_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Print a whole case's custody log."""
+    store = _store()
+    store.get_case(case_id)
+    events = read_events(store.case_dir(case_id))
+    if as_json:
+        typer.echo(json.dumps(events, ensure_ascii=False))
+        return
+    for event in events:
+        _out.print(f"#{event['seq']} {event['time']} {event['actor']}: {event['action']} "
+                   f"{event.get('item_id') or ''}")
+
+
+# -- doctor and demo -----------------------------------------------------------------
+
+
+@app.command()
+def doctor(
+    browser: Annotated[Path | None, typer.Option("--browser", help="Chromium binary.")] = None,
+) -> None:
+    """Report the browser found, its version, and anything missing."""
+    from osint_capture.doctor import run_doctor
+
+    problems = run_doctor(browser, _out)
+    if problems:
+        raise typer.Exit(EXIT_USAGE)
+
+
+@app.command()
+def demo() -> None:
+    """Start the bundled sample post site on 127.0.0.1 and capture its post into a demo case."""
+    from osint_capture.demo import run_demo
+
+    run_demo(_State.home, _out)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"osint-capture: error: {message}", err=True)
+    sys.exit(code)
+
+
+def main() -> None:
+    """Entry point: the one place errors become messages and exit codes."""
+    try:
+        code = app(standalone_mode=False, prog_name="osint-capture")
+    except OsintCaptureError as exc:
+        _fail(exc.one_line(), exc.exit_code)
+    except typer.Abort:
+        _fail("aborted", EXIT_USAGE)
+    except typer.TyperException as exc:  # Typer's own usage errors (vendored Click)
+        message = exc.format_message().replace("\n", " ").strip()
+        if not message:  # no arguments at all: the help was printed
+            sys.exit(EXIT_USAGE)
+        _fail(message, EXIT_USAGE)
+    except KeyboardInterrupt:
+        _fail("interrupted; nothing incomplete was published as evidence", EXIT_CAPTURE_FAILED)
+    except Exception as exc:  # a bug: one line, never a traceback (set OSINT_CAPTURE_DEBUG=1)
+        if os.environ.get("OSINT_CAPTURE_DEBUG"):
+            raise
+        _fail(f"unexpected {type(exc).__name__}: {exc}", EXIT_CAPTURE_FAILED)
+    sys.exit(code if isinstance(code, int) else 0)

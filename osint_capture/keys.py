@@ -1,0 +1,268 @@
+"""The operator's signing key store.
+
+One key per operator account, in :func:`key_dir` (``$OSINT_CAPTURE_KEY_DIR``, else the
+platform's per-user config directory plus ``keys``):
+
+* ``signing-key.pem`` — the P-384 private key as passphrase-encrypted PKCS#8, mode 0600;
+* ``key.json`` — operator, fingerprint, created, algorithm and the public key, so the key
+  can be identified and its public half exported without the passphrase.
+
+This module never prompts; the CLI asks for the passphrase and passes it in.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from chain_of_custody.canonical import canonical_json
+from chain_of_custody.errors import SigningKeyError, UsageError
+from chain_of_custody.signing import (
+    ALGORITHM,
+    Signer,
+    encrypt_private_key,
+    fingerprint_of,
+    generate_private_key,
+    load_private_key,
+    load_public_key,
+    public_key_pem_of,
+)
+from chain_of_custody.timeutil import utc_now
+
+__all__ = [
+    "KEY_DIR_ENV",
+    "KEY_INFO_NAME",
+    "PASSPHRASE_ENV",
+    "PRIVATE_KEY_NAME",
+    "KeyInfo",
+    "export_public_key",
+    "init_key",
+    "key_dir",
+    "key_info",
+    "load_signer",
+    "passphrase_from_env",
+]
+
+KEY_DIR_ENV = "OSINT_CAPTURE_KEY_DIR"
+PASSPHRASE_ENV = "OSINT_CAPTURE_PASSPHRASE"
+PRIVATE_KEY_NAME = "signing-key.pem"
+KEY_INFO_NAME = "key.json"
+
+_INIT_HINT = "run `osint-capture keys init --operator NAME`"
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP})
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """What is known about the stored key without its passphrase."""
+
+    operator: str
+    fingerprint: str
+    created: str
+    path: Path
+    public_key_pem: str
+
+
+def key_dir() -> Path:
+    """``$OSINT_CAPTURE_KEY_DIR``, else ``<user config dir>/osint-capture/keys``."""
+    override = os.environ.get(KEY_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_config_dir("osint-capture")) / "keys"
+
+
+def passphrase_from_env() -> str | None:
+    """``$OSINT_CAPTURE_PASSPHRASE``, or None if unset or empty (empty is never valid)."""
+    return os.environ.get(PASSPHRASE_ENV) or None
+
+
+def init_key(operator: str, passphrase: str) -> KeyInfo:
+    """Create the operator's signing key; refuses to replace an existing one.
+
+    Raises UsageError naming the existing file, or for an empty operator name;
+    SigningKeyError for an empty passphrase.
+    """
+    operator = operator.strip()
+    if not operator:
+        raise UsageError("the operator name must not be empty", hint="--operator NAME")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in operator):
+        raise UsageError("the operator name must be a single line of text")
+    if not passphrase:
+        raise SigningKeyError("the passphrase must not be empty")
+    directory = key_dir()
+    key_path = directory / PRIVATE_KEY_NAME
+    info_path = directory / KEY_INFO_NAME
+    for path in (key_path, info_path):
+        if os.path.lexists(path):
+            raise UsageError(
+                f"a signing key already exists at {path}; it is never overwritten",
+                hint="move it away yourself if you really mean to replace it",
+            )
+    _make_private_dir(directory)
+
+    private_key = generate_private_key()
+    public_key = private_key.public_key()
+    info = KeyInfo(
+        operator=operator,
+        fingerprint=fingerprint_of(public_key),
+        created=utc_now(),
+        path=key_path,
+        public_key_pem=public_key_pem_of(public_key),
+    )
+    # Private key first: a crash in between leaves a key without key.json, which
+    # key_info() reports, rather than a key.json describing a key that does not exist.
+    _create_exclusive(key_path, encrypt_private_key(private_key, passphrase), 0o600)
+    _create_exclusive(info_path, _info_document(info) + b"\n", 0o644)
+    return info
+
+
+def key_info() -> KeyInfo:
+    """The stored key's description; SigningKeyError if there is no (usable) key."""
+    directory = key_dir()
+    key_path = directory / PRIVATE_KEY_NAME
+    info_path = directory / KEY_INFO_NAME
+    if not key_path.is_file():
+        raise SigningKeyError(f"no signing key in {directory}", hint=_INIT_HINT)
+    try:
+        raw = json.loads(info_path.read_bytes())
+        info = KeyInfo(
+            operator=str(raw["operator"]),
+            fingerprint=str(raw["fingerprint"]),
+            created=str(raw["created"]),
+            path=key_path,
+            public_key_pem=str(raw["public_key"]),
+        )
+        actual = fingerprint_of(load_public_key(info.public_key_pem))
+    except FileNotFoundError:
+        raise SigningKeyError(
+            f"{info_path} is missing, so the key in {key_path} cannot be identified",
+            hint="restore key.json from your backup",
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SigningKeyError(f"{info_path} is unreadable: {exc}") from None
+    if actual != info.fingerprint:
+        raise SigningKeyError(f"{info_path} is inconsistent: its fingerprint is not its key's")
+    return info
+
+
+def load_signer(passphrase: str | None) -> Signer:
+    """The stored key, decrypted, as a Signer for the recorded operator.
+
+    ``passphrase`` None means ``$OSINT_CAPTURE_PASSPHRASE``. Raises SigningKeyError if
+    there is no key, no passphrase, a wrong passphrase, or the key is not the one
+    ``key.json`` describes.
+    """
+    info = key_info()
+    if passphrase is None:
+        passphrase = passphrase_from_env()
+    if not passphrase:
+        raise SigningKeyError(
+            "no passphrase for the signing key",
+            hint=f"set {PASSPHRASE_ENV} or enter it when asked",
+        )
+    try:
+        pem = info.path.read_bytes()
+    except OSError as exc:
+        raise SigningKeyError(f"cannot read {info.path}: {exc.strerror}") from None
+    private_key = load_private_key(pem, passphrase)
+    if fingerprint_of(private_key.public_key()) != info.fingerprint:
+        raise SigningKeyError(
+            f"{info.path} does not hold the key described in {KEY_INFO_NAME} "
+            "(files from two different keys?)"
+        )
+    return Signer(operator=info.operator, private_key=private_key)
+
+
+def export_public_key(out: Path) -> Path:
+    """Write the public key (PEM) to ``out``, or into it if it is a directory; returns the file.
+
+    This is the file an examiner gives ``openssl dgst -verify``.
+    """
+    info = key_info()
+    target = out / f"osint-capture-{info.fingerprint[:16]}.pub.pem" if out.is_dir() else out
+    data = info.public_key_pem.encode("ascii")
+    try:
+        temp = _write_temp(target, data, 0o644)
+        try:
+            os.replace(temp, target)
+        finally:
+            temp.unlink(missing_ok=True)
+        _fsync_dir(target.parent)
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return target
+
+
+def _info_document(info: KeyInfo) -> bytes:
+    return canonical_json(
+        {
+            "operator": info.operator,
+            "fingerprint": info.fingerprint,
+            "created": info.created,
+            "algorithm": ALGORITHM,
+            "public_key": info.public_key_pem,
+        }
+    )
+
+
+def _make_private_dir(directory: Path) -> None:
+    existed = directory.is_dir()
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not existed:
+        # mkdir's mode is filtered by the umask; the key directory should be owner-only.
+        directory.chmod(0o700)
+
+
+def _write_temp(path: Path, data: bytes, mode: int) -> Path:
+    temp = path.with_name(f".tmp-{os.getpid()}-{secrets.token_hex(8)}-{path.name}")
+    # O_EXCL with the final mode from the start: the secret is never readable by others,
+    # not even for the moment between create and chmod.
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return temp
+
+
+def _create_exclusive(path: Path, data: bytes, mode: int) -> None:
+    """Publish ``path`` complete or not at all, and never over an existing file."""
+    temp = _write_temp(path, data, mode)
+    try:
+        # link() fails if the destination exists, so two concurrent `keys init` cannot
+        # silently replace each other's key the way rename() would.
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            raise UsageError(
+                f"a signing key already exists at {path}; it is never overwritten"
+            ) from None
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            if os.path.lexists(path):
+                raise UsageError(
+                    f"a signing key already exists at {path}; it is never overwritten"
+                ) from None
+            os.rename(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,193 @@
+"""The lawful public-access rules: what the tool refuses to capture, and why.
+
+Policy IV.B.8: search methods shall not involve techniques that violate existing
+law. For this tool that means only what any member of the public sees without
+logging in, without deception and without circumventing any barrier. Each rule
+below is enforced here and recorded in the manifest (``access`` block) or, when
+it refuses, in the custody log as a ``capture-refused`` event. docs/LAWFUL_USE.md
+explains them in plain words.
+
+1. Only ``http`` and ``https`` URLs (exit 2 otherwise).
+2. No credentials in the URL; the tool has no way to supply cookies, logins,
+   authorization headers or a browser profile.
+3. Only public addresses: the target, every redirect hop and every sub-resource
+   are checked after name resolution; a blocked sub-resource is logged and never
+   fetched. ``--allow-private-network`` lifts this for lab and test use only.
+4. No login walls: HTTP 401/407, a redirect to a login page, or a page whose
+   main content is a password form.
+5. No bot challenges: reCAPTCHA, hCaptcha, Turnstile, "verify you are human"
+   interstitials stop the capture; nothing is solved or retried around.
+6. robots.txt is fetched and its verdict recorded; with ``--respect-robots`` a
+   Disallow refuses the capture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import urllib.robotparser
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from chain_of_custody.errors import CaptureFailed, Refused, UsageError
+from osint_capture.addresses import AddressVerdict, check_public, url_host_port
+from osint_capture.engine import PageSignals
+
+__all__ = [
+    "AccessRecord",
+    "check_target_url",
+    "inspect_page",
+    "robots_verdict",
+]
+
+_ALLOWED_SCHEMES = ("http", "https")
+_LOGIN_PATH = re.compile(
+    r"/(log-?in|sign-?in|signin|auth|account/login|accounts/login|session|sso|oauth)(/|\?|$|\.)",
+    re.IGNORECASE,
+)
+
+
+def check_target_url(url: str) -> None:
+    """Rules 1 and 2, before anything else happens."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError as exc:
+        raise UsageError(f"not a valid URL: {url!r} ({exc})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _ALLOWED_SCHEMES:
+        raise Refused(
+            f"only http and https URLs may be captured, not {scheme or 'a URL without a scheme'}:",
+            hint="lawful public-access rule 1",
+        ) if scheme else UsageError(f"not a URL: {url!r}", hint="give a full http(s):// address")
+    if not parts.hostname:
+        raise UsageError(f"the URL has no host: {url!r}")
+    # Browsers read "\\" as "/" and the last "@" of the authority as the end of
+    # the user info; look at the authority the way they do.
+    rest = url.strip().split(":", 1)[1].replace("\\", "/").lstrip("/")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if parts.username is not None or parts.password is not None or "@" in authority:
+        raise Refused(
+            "the URL carries credentials (user:password@); only what the public sees "
+            "without logging in may be captured",
+            hint="lawful public-access rule 2",
+        )
+
+
+@dataclass
+class AccessRecord:
+    """What the access rules checked during one capture, for the manifest."""
+
+    allow_private_network: bool
+    respect_robots: bool
+    checked: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    blocked: list[dict[str, str]] = field(default_factory=list)
+    _cache: dict[tuple[str, int], str | None] = field(default_factory=dict)
+
+    async def gate(self, url: str) -> str | None:
+        """Rule 3 for every request the browser makes: a reason to block, or None."""
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme in ("data", "blob", "about"):
+            return None
+        if scheme not in ("http", "https", "ws", "wss"):
+            return f"scheme {scheme}: is not public web content"
+        if parts.username is not None or parts.password is not None:
+            return "credentials in a sub-resource URL"
+        try:
+            host, port = url_host_port(url)
+        except UsageError as exc:
+            return exc.message
+        key = (host, port)
+        if key not in self._cache:
+            self._cache[key] = await asyncio.get_running_loop().run_in_executor(
+                None, self._check, host, port
+            )
+        return self._cache[key]
+
+    def _check(self, host: str, port: int) -> str | None:
+        try:
+            verdicts = check_public(host, port, allow_private=self.allow_private_network)
+        except Refused as exc:
+            return exc.message
+        except CaptureFailed as exc:
+            return exc.message
+        self.checked[f"{host}:{port}"] = [_verdict_record(v) for v in verdicts]
+        return None
+
+    def target_verdicts(self, url: str) -> tuple[AddressVerdict, ...]:
+        """Rule 3 for the target itself, before the browser starts (raises Refused)."""
+        host, port = url_host_port(url)
+        verdicts = check_public(host, port, allow_private=self.allow_private_network)
+        self.checked[f"{host}:{port}"] = [_verdict_record(v) for v in verdicts]
+        return verdicts
+
+    def as_record(self) -> dict[str, Any]:
+        rules = [
+            "http and https only",
+            "no credentials in the URL; empty browser context (no cookies, logins, profile)",
+            "public addresses only, checked after DNS for the target, every redirect and every "
+            "sub-resource" + (" — LIFTED by --allow-private-network" if self.allow_private_network else ""),
+            "no login walls (401/407, redirect to login, password form)",
+            "no bot challenges (reCAPTCHA, hCaptcha, Turnstile, verify-you-are-human)",
+            "robots.txt " + ("respected: Disallow refuses" if self.respect_robots else "recorded, informational"),
+        ]
+        private_seen = sorted(
+            hostport for hostport, vs in self.checked.items() if any(not v["public"] for v in vs)
+        )
+        return {
+            "rules": rules,
+            "allow_private_network": self.allow_private_network,
+            "private_network_used": private_seen,
+            "respect_robots": self.respect_robots,
+            "addresses_checked": self.checked,
+            "blocked_requests": self.blocked,
+        }
+
+
+def _verdict_record(v: AddressVerdict) -> dict[str, Any]:
+    return {"address": v.address, "public": v.public, "reason": v.reason}
+
+
+def inspect_page(signals: PageSignals) -> str | None:
+    """Rules 4 and 5 for the page that loaded: a refusal reason, or None."""
+    if signals.status in (401, 407):
+        kind = "HTTP 401 Unauthorized" if signals.status == 401 else "HTTP 407 Proxy Authentication Required"
+        return f"login wall: {kind} at {signals.url}"
+    if signals.challenge_markers:
+        return (
+            "bot challenge or CAPTCHA ("
+            + ", ".join(signals.challenge_markers)
+            + f") at {signals.url}; the tool never solves or works around one"
+        )
+    hops = signals.redirect_chain
+    if len(hops) > 1 and _LOGIN_PATH.search(urlsplit(signals.url).path or "/"):
+        return f"login wall: redirected from {hops[0]} to a login page {signals.url}"
+    if signals.password_fields > 0:
+        # A password box in a corner of a public page is fine; a page that is
+        # mostly a sign-in form is a wall.
+        non_form = signals.visible_text_length - len(signals.form_text.strip())
+        if non_form < 400 or _LOGIN_PATH.search(urlsplit(signals.url).path or "/"):
+            return f"login wall: the page's main content is a password form ({signals.url})"
+    return None
+
+
+def robots_verdict(
+    text: str | None, status: int | None, url: str, *, respect: bool
+) -> tuple[dict[str, Any], str | None]:
+    """Rule 6: the robots.txt verdict for ``url``; a refusal only when respected."""
+    if text is None:
+        verdict = "no robots.txt" if status in (404, 410) else "robots.txt unavailable"
+        return {"verdict": verdict, "allowed": True}, None
+    parser = urllib.robotparser.RobotFileParser()
+    parser.parse(text.splitlines())
+    allowed = parser.can_fetch("*", url)
+    record = {
+        "verdict": "allowed" if allowed else "disallowed",
+        "allowed": allowed,
+        "user_agent_checked": "*",
+        "enforced": respect,
+    }
+    if not allowed and respect:
+        return record, f"robots.txt disallows {url} and --respect-robots was given"
+    return record, None

@@ -1,0 +1,459 @@
+"""Record every HTTP exchange the page makes, bodies streamed to disk.
+
+How bodies are obtained (measured facts, see docs/ARCHITECTURE.md):
+
+* CDP ``Fetch`` pauses each request twice. At the *request* stage the
+  lawful-access rules look at the target and either let it go or fail it
+  (``BlockedByClient``); a blocked request never leaves the browser.
+* At the *response* stage the headers are final. For sub-resources the recorder
+  calls ``Network.streamResourceContent`` with the response's network id and
+  only then lets the response continue, so not a byte is lost: what was buffered
+  comes back in the answer, the rest arrives as ``Network.dataReceived`` events
+  and is appended to a file as it comes. Memory stays flat for any size.
+* Documents (the page itself, frames) are read with ``Fetch.getResponseBody``
+  while paused, because streaming a navigation hangs in Chromium.
+* Redirect hops are paused too; each is kept as its own exchange.
+
+Chromium hands over *decoded* bodies. The exchange keeps the headers exactly as
+received; the WARC writer renames the ones that no longer describe the stored
+bytes (``Content-Encoding``, ``Content-Length``, ``Transfer-Encoding``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from chain_of_custody.timeutil import utc_now
+
+__all__ = [
+    "Exchange",
+    "RequestGate",
+    "Recorder",
+    "BlockedRequest",
+]
+
+# A gate decides, before a request leaves the browser, whether it may. It returns
+# None to allow, or the refusal reason.
+RequestGate = Callable[[str], "asyncio.Future[str | None] | Any"]
+
+_DOCUMENT_TYPES = {"Document"}
+_WHOLE_BODY_TIMEOUT = 20.0
+
+
+class _CDP(Protocol):
+    async def send(self, method: str, params: dict[str, Any] | None = None) -> Any: ...
+
+    def on(self, event: str, f: Callable[..., Any]) -> Any: ...
+
+
+@dataclass
+class Exchange:
+    """One request and the response to it, as the browser saw them."""
+
+    order: int
+    network_id: str
+    url: str
+    method: str
+    resource_type: str
+    request_headers: dict[str, str]
+    request_body: bytes | None
+    request_time: str
+    status: int = 0
+    status_text: str = ""
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
+    response_time: str = ""
+    protocol: str | None = None
+    remote_ip: str | None = None
+    remote_port: int | None = None
+    security_details: dict[str, Any] | None = None
+    mime_type: str | None = None
+    frame_id: str | None = None
+    body_path: Path | None = None
+    body_size: int = 0
+    body_sha256: str | None = None
+    complete: bool = False
+    truncated: str | None = None  # WARC-Truncated reason: length, time, disconnect, unspecified
+    failure: str | None = None
+    # The browser itself abandoned the load (navigation away, a superseded favicon):
+    # recorded, but not a gap in what the page showed.
+    canceled: bool = False
+
+    @property
+    def is_redirect(self) -> bool:
+        return 300 <= self.status < 400 and self.location is not None
+
+    @property
+    def location(self) -> str | None:
+        for name, value in self.response_headers:
+            if name.lower() == "location":
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class BlockedRequest:
+    url: str
+    reason: str
+    time: str
+
+
+class _BodySink:
+    """A body file that hashes bytes as they are written (one pass per byte)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        if self.closed or not data:
+            return
+        self._fh.write(data)
+        self._hash.update(data)
+        self.size += len(data)
+
+    def close(self) -> str:
+        if not self.closed:
+            self._fh.flush()
+            self._fh.close()
+            self.closed = True
+        return self._hash.hexdigest()
+
+
+class Recorder:
+    """Attach to a page's CDP session and keep every exchange it makes."""
+
+    def __init__(
+        self,
+        cdp: _CDP,
+        body_dir: Path,
+        *,
+        size_limit: int,
+        gate: Callable[[str], Any] | None = None,
+    ) -> None:
+        self._cdp = cdp
+        self._body_dir = body_dir
+        self._size_limit = size_limit
+        self._gate = gate
+        self.exchanges: list[Exchange] = []
+        self.blocked: list[BlockedRequest] = []
+        self.size_limit_reached = False
+        self.total_bytes = 0
+        self._current: dict[str, Exchange] = {}  # network id -> latest hop
+        self._sinks: dict[str, _BodySink] = {}
+        self._pending_data: dict[str, list[bytes]] = {}
+        self._inflight: set[str] = set()
+        self._last_activity = time.monotonic()
+        self._request_info: dict[str, dict[str, Any]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self.errors: list[str] = []
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._body_dir.mkdir(parents=True, exist_ok=True)
+        cdp = self._cdp
+        cdp.on("Fetch.requestPaused", self._on_paused)
+        cdp.on("Network.requestWillBeSent", self._on_request_will_be_sent)
+        cdp.on("Network.responseReceived", self._on_response_received)
+        cdp.on("Network.dataReceived", self._on_data)
+        cdp.on("Network.loadingFinished", self._on_finished)
+        cdp.on("Network.loadingFailed", self._on_failed)
+        # Zero buffers: the recorder holds the bytes; Chromium need not keep a copy.
+        await cdp.send(
+            "Network.enable", {"maxTotalBufferSize": 0, "maxResourceBufferSize": 0}
+        )
+        await cdp.send(
+            "Fetch.enable",
+            {
+                "patterns": [
+                    {"urlPattern": "*", "requestStage": "Request"},
+                    {"urlPattern": "*", "requestStage": "Response"},
+                ]
+            },
+        )
+
+    async def stop(self) -> None:
+        """Stop recording: whatever is still streaming is kept, marked truncated."""
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        for network_id, sink in list(self._sinks.items()):
+            exchange = self._current.get(network_id)
+            digest = sink.close()
+            if exchange is not None and exchange.body_path == sink.path:
+                exchange.body_size = sink.size
+                exchange.body_sha256 = digest
+                if not exchange.complete and exchange.truncated is None:
+                    exchange.truncated = "time"
+        self._sinks.clear()
+
+    # -- what the engine asks --------------------------------------------------
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    def inflight_urls(self) -> list[str]:
+        return [self._request_info.get(i, {}).get("url", "?") for i in self._inflight]
+
+    @property
+    def quiet_for(self) -> float:
+        return time.monotonic() - self._last_activity if not self._inflight else 0.0
+
+    async def wait_quiet(self, quiet: float, deadline: float) -> bool:
+        """Wait until no request has been open for ``quiet`` seconds, or the deadline."""
+        while time.monotonic() < deadline:
+            if self.quiet_for >= quiet:
+                return True
+            await asyncio.sleep(0.1)
+        return self.quiet_for >= quiet
+
+    # -- event handlers ----------------------------------------------------------
+
+    def _touch(self) -> None:
+        self._last_activity = time.monotonic()
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_request_will_be_sent(self, params: dict[str, Any]) -> None:
+        network_id = params["requestId"]
+        self._request_info[network_id] = {
+            "url": params["request"]["url"],
+            "headers": params["request"].get("headers", {}),
+        }
+        redirect = params.get("redirectResponse")
+        if redirect is not None:
+            hop = self._current.get(network_id)
+            if hop is not None and hop.url == redirect.get("url"):
+                self._apply_response_info(hop, redirect)
+        self._inflight.add(network_id)
+        self._touch()
+
+    def _apply_response_info(self, exchange: Exchange, response: dict[str, Any]) -> None:
+        exchange.protocol = response.get("protocol") or exchange.protocol
+        exchange.remote_ip = response.get("remoteIPAddress") or exchange.remote_ip
+        port = response.get("remotePort")
+        exchange.remote_port = int(port) if port else exchange.remote_port
+        exchange.security_details = response.get("securityDetails") or exchange.security_details
+        exchange.mime_type = response.get("mimeType") or exchange.mime_type
+
+    def _on_response_received(self, params: dict[str, Any]) -> None:
+        exchange = self._current.get(params["requestId"])
+        if exchange is not None:
+            self._apply_response_info(exchange, params["response"])
+        self._touch()
+
+    def _on_data(self, params: dict[str, Any]) -> None:
+        self._touch()
+        data = params.get("data")
+        if not data:
+            return
+        network_id = params["requestId"]
+        chunk = base64.b64decode(data)
+        if network_id in self._pending_data:
+            self._pending_data[network_id].append(chunk)
+            return
+        self._write(network_id, chunk)
+
+    def _write(self, network_id: str, chunk: bytes) -> None:
+        sink = self._sinks.get(network_id)
+        if sink is None:
+            return
+        if self.total_bytes + len(chunk) > self._size_limit:
+            keep = max(0, self._size_limit - self.total_bytes)
+            sink.write(chunk[:keep])
+            self.total_bytes += keep
+            self._limit_reached(network_id)
+            return
+        sink.write(chunk)
+        self.total_bytes += len(chunk)
+
+    def _limit_reached(self, network_id: str) -> None:
+        self.size_limit_reached = True
+        exchange = self._current.get(network_id)
+        if exchange is not None:
+            exchange.truncated = "length"
+        self._finish_sink(network_id)
+
+    def _finish_sink(self, network_id: str) -> None:
+        sink = self._sinks.pop(network_id, None)
+        exchange = self._current.get(network_id)
+        if sink is None or exchange is None:
+            return
+        exchange.body_sha256 = sink.close()
+        exchange.body_size = sink.size
+
+    def _on_finished(self, params: dict[str, Any]) -> None:
+        network_id = params["requestId"]
+        self._inflight.discard(network_id)
+        self._touch()
+        exchange = self._current.get(network_id)
+        if exchange is not None and exchange.truncated is None:
+            exchange.complete = True
+        if network_id in self._pending_data:
+            # The stream answer has not been handled yet; it will finish the sink.
+            self._request_info.setdefault(network_id, {})["finished"] = True
+            return
+        self._finish_sink(network_id)
+
+    def _on_failed(self, params: dict[str, Any]) -> None:
+        network_id = params["requestId"]
+        self._inflight.discard(network_id)
+        self._touch()
+        exchange = self._current.get(network_id)
+        if exchange is not None and not exchange.complete:
+            exchange.failure = params.get("errorText") or "failed"
+            exchange.canceled = bool(params.get("canceled"))
+            if exchange.body_path is not None and exchange.truncated is None:
+                exchange.truncated = "disconnect"
+        self._finish_sink(network_id)
+
+    def _on_paused(self, params: dict[str, Any]) -> None:
+        if self._closed:
+            return
+        self._spawn(self._handle_paused(params))
+
+    async def _handle_paused(self, params: dict[str, Any]) -> None:
+        request_id = params["requestId"]
+        try:
+            if params.get("responseStatusCode") is None and params.get("responseErrorReason") is None:
+                await self._request_stage(params)
+            elif params.get("responseErrorReason") is not None:
+                await self._cdp.send("Fetch.continueRequest", {"requestId": request_id})
+            else:
+                await self._response_stage(params)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the page closing mid-call is normal at the end
+            if not self._closed:
+                self.errors.append(f"{params.get('request', {}).get('url', '?')}: {exc}")
+
+    async def _request_stage(self, params: dict[str, Any]) -> None:
+        request_id = params["requestId"]
+        url = params["request"]["url"]
+        reason: str | None = None
+        if self.size_limit_reached:
+            reason = "size limit reached; no further requests"
+        elif self._gate is not None:
+            reason = await self._gate(url)
+        if reason is not None:
+            self.blocked.append(BlockedRequest(url=url, reason=reason, time=utc_now()))
+            await self._cdp.send(
+                "Fetch.failRequest", {"requestId": request_id, "errorReason": "BlockedByClient"}
+            )
+            return
+        await self._cdp.send("Fetch.continueRequest", {"requestId": request_id})
+
+    async def _response_stage(self, params: dict[str, Any]) -> None:
+        request_id = params["requestId"]
+        network_id = params.get("networkId") or request_id
+        request = params["request"]
+        post = request.get("postData")
+        exchange = Exchange(
+            order=len(self.exchanges),
+            network_id=network_id,
+            url=request["url"],
+            method=request.get("method", "GET"),
+            resource_type=params.get("resourceType", "Other"),
+            request_headers=dict(request.get("headers", {})),
+            request_body=post.encode("utf-8") if isinstance(post, str) else None,
+            request_time=utc_now(),
+            status=int(params["responseStatusCode"]),
+            status_text=params.get("responseStatusText", "") or "",
+            response_headers=[(h["name"], h["value"]) for h in params.get("responseHeaders", [])],
+            response_time=utc_now(),
+            frame_id=params.get("frameId"),
+        )
+        self.exchanges.append(exchange)
+        previous = self._current.get(network_id)
+        if previous is not None and previous.is_redirect:
+            previous.complete = True
+        self._current[network_id] = exchange
+        self._touch()
+
+        if exchange.is_redirect or exchange.method == "HEAD" or exchange.status in (204, 304):
+            exchange.complete = exchange.is_redirect or exchange.complete
+            await self._cdp.send("Fetch.continueResponse", {"requestId": request_id})
+            return
+
+        body_path = self._body_dir / f"{exchange.order:06d}.body"
+        exchange.body_path = body_path
+        if exchange.resource_type in _DOCUMENT_TYPES:
+            await self._read_whole(request_id, network_id, exchange, None)
+            await self._cdp.send("Fetch.continueResponse", {"requestId": request_id})
+            return
+
+        sink = _BodySink(body_path)
+        self._sinks[network_id] = sink
+        self._pending_data[network_id] = []
+        try:
+            answer = await self._cdp.send(
+                "Network.streamResourceContent", {"requestId": network_id}
+            )
+            buffered = answer.get("bufferedData") if isinstance(answer, dict) else None
+            if buffered:
+                self._write(network_id, base64.b64decode(buffered))
+        except Exception as exc:
+            # Chromium cannot stream some browser-initiated loads (the favicon, for
+            # one); read those whole while still paused, as for documents.
+            self._pending_data.pop(network_id, None)
+            self._sinks.pop(network_id, None)
+            sink.close()
+            await self._read_whole(request_id, network_id, exchange, f"{exc}")
+            await self._cdp.send("Fetch.continueResponse", {"requestId": request_id})
+            return
+        for chunk in self._pending_data.pop(network_id, []):
+            self._write(network_id, chunk)
+        if self._request_info.get(network_id, {}).get("finished"):
+            self._finish_sink(network_id)
+        await self._cdp.send("Fetch.continueResponse", {"requestId": request_id})
+
+    async def _read_whole(
+        self, request_id: str, network_id: str, exchange: Exchange, why: str | None
+    ) -> None:
+        """Read a paused response's whole body in one answer (documents, fallbacks)."""
+        assert exchange.body_path is not None
+        sink = _BodySink(exchange.body_path)
+        try:
+            answer = await asyncio.wait_for(
+                self._cdp.send("Fetch.getResponseBody", {"requestId": request_id}),
+                _WHOLE_BODY_TIMEOUT,
+            )
+            body = answer.get("body", "")
+            data = base64.b64decode(body) if answer.get("base64Encoded") else body.encode("utf-8")
+            if self.total_bytes + len(data) > self._size_limit:
+                data = data[: max(0, self._size_limit - self.total_bytes)]
+                exchange.truncated = "length"
+                self.size_limit_reached = True
+            sink.write(data)
+            self.total_bytes += len(data)
+            if why is not None and exchange.truncated is None:
+                # The whole body is in hand; Chromium may never report this load finished.
+                exchange.complete = True
+                self._inflight.discard(network_id)
+        except TimeoutError:
+            exchange.truncated = "time"
+            exchange.failure = "the body did not arrive in time"
+        except Exception as exc:
+            exchange.truncated = "unspecified"
+            exchange.failure = f"body unavailable: {why or ''} {exc}".strip()
+            # "Invalid InterceptionId": the browser dropped the request meanwhile.
+            exchange.canceled = "InterceptionId" in str(exc)
+            self._inflight.discard(network_id)
+        finally:
+            exchange.body_sha256 = sink.close()
+            exchange.body_size = sink.size

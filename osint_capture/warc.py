@@ -1,0 +1,226 @@
+"""Write a capture's WARC 1.1 file with SHA-256 digests on every record.
+
+Digests are ``sha256:`` followed by lowercase hex (the form ``sha256sum``
+prints); ``warcio check`` accepts it. Bodies are streamed from the recorder's
+files; the payload digest was computed while the bytes arrived, so each body is
+read once for the block digest and once to write it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from io import BytesIO
+from pathlib import Path
+from typing import IO, Any
+
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+from osint_capture.recorder import Exchange
+
+__all__ = [
+    "ArchiveRecordRef",
+    "CaptureWarc",
+    "warc_date",
+]
+
+_CHUNK = 1 << 20
+# Headers that describe the bytes on the wire, not the decoded bytes Chromium hands over.
+_TRANSPORT_HEADERS = {"content-encoding", "content-length", "transfer-encoding"}
+
+
+def warc_date(iso_utc: str) -> str:
+    """Our UTC timestamps (microseconds, Z) are already WARC 1.1 dates."""
+    datetime.strptime(iso_utc, "%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso_utc
+
+
+@dataclass(frozen=True)
+class ArchiveRecordRef:
+    record_id: str
+    record_type: str
+    target_uri: str
+
+
+def _hex_digest(*parts: bytes | Path) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Path):
+            with open(part, "rb") as fh:
+                while chunk := fh.read(_CHUNK):
+                    h.update(chunk)
+        else:
+            h.update(part)
+    return "sha256:" + h.hexdigest()
+
+
+def _status_line(status: int, text: str) -> str:
+    return f"{status} {text}".strip() if text else str(status)
+
+
+class CaptureWarc:
+    """A WARC file being written; records are appended in capture order."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._writer = WARCWriter(fh, gzip=True, warc_version="1.1")
+        self._fh = fh
+        self.records: list[ArchiveRecordRef] = []
+
+    def _write(
+        self,
+        uri: str,
+        record_type: str,
+        *,
+        date: str,
+        http_headers: StatusAndHeaders | None,
+        body: Path | bytes | None,
+        extra: dict[str, str],
+        content_type: str = "",
+    ) -> ArchiveRecordRef:
+        header_bytes = b""
+        if http_headers is not None:
+            http_headers.compute_headers_buffer(None)
+            header_bytes = http_headers.headers_buff
+        if body is None:
+            body_bytes: bytes | Path = b""
+            length = 0
+        elif isinstance(body, Path):
+            body_bytes = body
+            length = body.stat().st_size
+        else:
+            body_bytes = body
+            length = len(body)
+        warc_headers: dict[str, str] = {"WARC-Date": warc_date(date)}
+        warc_headers.update(extra)
+        # Payload and block digests: computed here so they are SHA-256, not warcio's SHA-1.
+        warc_headers["WARC-Payload-Digest"] = _hex_digest(body_bytes)
+        warc_headers["WARC-Block-Digest"] = _hex_digest(header_bytes, body_bytes)
+        stream: IO[bytes]
+        if isinstance(body_bytes, Path):
+            stream = open(body_bytes, "rb")  # noqa: SIM115 - closed below
+        else:
+            stream = BytesIO(body_bytes)
+        try:
+            record = self._writer.create_warc_record(
+                uri,
+                record_type,
+                payload=stream,
+                length=length,
+                warc_headers_dict=warc_headers,
+                http_headers=http_headers,
+                warc_content_type=content_type,
+            )
+            self._writer.write_record(record)
+            record_id = record.rec_headers.get_header("WARC-Record-ID")
+        finally:
+            stream.close()
+        ref = ArchiveRecordRef(record_id, record_type, uri)
+        self.records.append(ref)
+        return ref
+
+    def warcinfo(self, filename: str, info: dict[str, str], date: str) -> ArchiveRecordRef:
+        lines = "".join(f"{k}: {v}\r\n" for k, v in info.items()).encode("utf-8")
+        return self._write(
+            "",
+            "warcinfo",
+            date=date,
+            http_headers=None,
+            body=lines,
+            extra={"WARC-Filename": filename},
+            content_type="application/warc-fields",
+        )
+
+    def exchange(self, ex: Exchange, warcinfo_id: str) -> ArchiveRecordRef:
+        """Write the request and response records for one exchange; return the response."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(ex.url)
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        req_headers = [(k, v) for k, v in ex.request_headers.items()]
+        if not any(k.lower() == "host" for k, _ in req_headers):
+            req_headers.insert(0, ("Host", parts.netloc))
+        request_http = StatusAndHeaders(
+            f"{ex.method} {path} HTTP/1.1", req_headers, protocol="", is_http_request=True
+        )
+        common: dict[str, str] = {"WARC-Warcinfo-ID": warcinfo_id}
+        if ex.protocol:
+            common["WARC-Protocol"] = ex.protocol.lower()
+        if ex.security_details and ex.security_details.get("protocol"):
+            tls = str(ex.security_details["protocol"]).lower().replace(" ", "/")
+            common["WARC-Protocol"] = ", ".join(p for p in (common.get("WARC-Protocol"), tls) if p)
+        if ex.remote_ip:
+            common["WARC-IP-Address"] = ex.remote_ip.strip("[]")
+
+        response_headers: list[tuple[str, str]] = []
+        stored = ex.body_size if ex.body_path is not None else 0
+        for name, value in ex.response_headers:
+            if name.lower() in _TRANSPORT_HEADERS:
+                response_headers.append((f"X-Archive-Orig-{name}", value))
+            else:
+                response_headers.append((name, value))
+        response_headers.append(("Content-Length", str(stored)))
+        response_http = StatusAndHeaders(
+            _status_line(ex.status, ex.status_text), response_headers, protocol="HTTP/1.1"
+        )
+        resp_extra = dict(common)
+        if ex.truncated:
+            resp_extra["WARC-Truncated"] = ex.truncated
+        response = self._write(
+            ex.url,
+            "response",
+            date=ex.response_time,
+            http_headers=response_http,
+            body=ex.body_path,
+            extra=resp_extra,
+            content_type="application/http; msgtype=response",
+        )
+        req_extra = dict(common)
+        req_extra["WARC-Concurrent-To"] = response.record_id
+        self._write(
+            ex.url,
+            "request",
+            date=ex.request_time,
+            http_headers=request_http,
+            body=ex.request_body,
+            extra=req_extra,
+            content_type="application/http; msgtype=request",
+        )
+        return response
+
+    def rendering(
+        self,
+        uri: str,
+        record_type: str,
+        path: Path,
+        media_type: str,
+        date: str,
+        warcinfo_id: str,
+        refers_to: ArchiveRecordRef | None,
+    ) -> ArchiveRecordRef:
+        """A screenshot, PDF, DOM or text file as a resource or conversion record."""
+        extra = {"WARC-Warcinfo-ID": warcinfo_id}
+        if refers_to is not None:
+            extra["WARC-Refers-To"] = refers_to.record_id
+            extra["WARC-Refers-To-Target-URI"] = refers_to.target_uri
+        return self._write(
+            uri,
+            record_type,
+            date=date,
+            http_headers=None,
+            body=path,
+            extra=extra,
+            content_type=media_type,
+        )
+
+
+def iter_records(path: Path) -> Iterator[Any]:
+    """Yield warcio records of a WARC file (used by tests and the demo summary)."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    with open(path, "rb") as fh:
+        yield from ArchiveIterator(fh)
