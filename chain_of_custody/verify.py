@@ -7,12 +7,14 @@ key is embedded, so verification works offline, on another machine, years later.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import io
 import os
 import stat
 import zlib
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -157,19 +159,23 @@ class _CustodyLog:
     data: bytes
     trusted: frozenset[str] | None
     _reports: dict[str, ChainReport] = field(default_factory=dict)
+    _entries: list[tuple[int, dict[str, Any]]] | None = None
 
     def report(self, case_id: str) -> ChainReport:
         if case_id not in self._reports:
             self._reports[case_id] = verify_chain(case_id, self.data, self.trusted)
         return self._reports[case_id]
 
-    def entries(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        lines, _ = split_log(self.data)
-        for number, line in enumerate(lines, start=1):
-            try:
-                yield number, parse_line(line)
-            except CustodyLogDamaged:
-                continue  # reported by the chain check
+    def entries(self) -> list[tuple[int, dict[str, Any]]]:
+        """(line number, entry) of every well-formed line; damaged lines are the chain's
+        to report."""
+        if self._entries is None:
+            lines, _ = split_log(self.data)
+            self._entries = []
+            for number, line in enumerate(lines, start=1):
+                with contextlib.suppress(CustodyLogDamaged):
+                    self._entries.append((number, parse_line(line)))
+        return self._entries
 
 
 @dataclass
@@ -194,7 +200,7 @@ def normalize_trusted(fingerprints: Collection[str] | None) -> frozenset[str] | 
     try:
         return frozenset(normalize_fingerprint(fp) for fp in fingerprints)
     except ValueError as exc:
-        raise UsageError(str(exc), hint="a fingerprint is 64 hex digits") from None
+        raise UsageError(f"--trust: {exc}") from None
 
 
 def is_item_dir(path: Path) -> bool:
@@ -245,7 +251,8 @@ def verify_item(
         )
     trusted = normalize_trusted(trusted_fingerprints)
     if custody_log is None:
-        default = item_dir.parent.parent / CUSTODY_LOG_NAME
+        # abspath, not the path as given: for "." the parent of the parent is still ".".
+        default = Path(os.path.abspath(item_dir)).parent.parent / CUSTODY_LOG_NAME
         custody = _read_custody(default, trusted) if default.is_file() else None
     else:
         if not custody_log.is_file():
@@ -639,10 +646,31 @@ def _record_problems(record: Any) -> list[str]:
     checker = record.digest_checker
     if checker.passed is False:
         problems.extend(f"{kind} record: {p}" for p in checker.problems)
+    if record.length == 0 and kind != "revisit":
+        # warcio never compares the block digest of an empty block; do it here.
+        empty = hashlib.sha256(b"").digest()
+        for name, value in (("WARC-Block-Digest", block), ("WARC-Payload-Digest", payload)):
+            if value and not _digest_is(value, empty):
+                problems.append(f"{kind} record: {name} of its empty block is wrong")
     elif checker.passed is None and (block or payload) and kind != "revisit":
         # Digest present but never compared: the record ended early (truncated file).
         problems.append(f"{kind} record's digest could not be checked (record cut short?)")
     return problems
+
+
+def _digest_is(value: str, expected: bytes) -> bool:
+    """``value`` (``algo:`` then hex, base32 or base64, as WARC writers vary) is ``expected``."""
+    encoded = value.partition(":")[2].strip()
+    decoders: tuple[Callable[[str], bytes], ...] = (
+        bytes.fromhex,
+        lambda text: base64.b32decode(text.upper()),
+        lambda text: base64.b64decode(text, validate=True),
+    )
+    for decode in decoders:
+        with contextlib.suppress(ValueError):
+            if decode(encoded) == expected:
+                return True
+    return False
 
 
 def _one_line(text: str, limit: int = 200) -> str:

@@ -402,6 +402,33 @@ def test_invalid_sha1_record_digests_fail_step_6(tmp_path: Path, signer: Signer)
     assert "WARC-Block-Digest is not sha256: sha1:" in report.step(6).detail
 
 
+def _empty_resource_warc(block_digest: str) -> bytes:
+    out = io.BytesIO()
+    writer = WARCWriter(out, gzip=True, warc_version="WARC/1.1")
+    writer.write_record(
+        writer.create_warc_record(
+            POST_URL, "resource", payload=io.BytesIO(b""), length=0,
+            warc_headers_dict={
+                "WARC-Block-Digest": block_digest,
+                "WARC-Payload-Digest": _sha256(b""),
+                "Content-Type": "text/plain",
+            },
+        )
+    )
+    return out.getvalue()
+
+
+def test_empty_warc_records_have_their_digest_checked(tmp_path: Path, signer: Signer) -> None:
+    valid = _make_capture(tmp_path / "valid", signer, warc=_empty_resource_warc(_sha256(b"")))
+    assert verify_item(valid.item_dir).ok
+    invalid = _make_capture(
+        tmp_path / "invalid", signer, warc=_empty_resource_warc(_sha256(b"not empty"))
+    )
+    report = verify_item(invalid.item_dir)
+    assert _failed_steps(report) == [6]
+    assert "WARC-Block-Digest of its empty block is wrong" in report.step(6).detail
+
+
 def test_invalid_warc_flipped_byte_fails_steps_4_and_6(valid_capture: Capture) -> None:
     path = valid_capture.item_dir / "capture.warc.gz"
     _flip_byte(path, len(path.read_bytes()) // 2)
