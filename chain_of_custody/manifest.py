@@ -19,7 +19,7 @@ from typing import Any
 from chain_of_custody.canonical import canonical_json, parse_canonical
 from chain_of_custody.errors import IntegrityError, UsageError
 from chain_of_custody.hashing import sha256_file
-from chain_of_custody.signing import ALGORITHM, Signer, fingerprint_of, load_public_key
+from chain_of_custody.signing import ALGORITHM, Signer, load_public_key
 from chain_of_custody.timeutil import parse_utc, utc_now
 
 __all__ = [
@@ -34,7 +34,6 @@ __all__ = [
     "check_relpath",
     "load_manifest",
     "manifest_files",
-    "signer_matches_key",
     "write_signed_manifest",
 ]
 
@@ -192,8 +191,9 @@ def build_manifest(
 def load_manifest(data: bytes) -> dict[str, Any]:
     """Parse and check manifest bytes; IntegrityError says what is wrong.
 
-    Checks the form only (canonical JSON, fields, types, file list, embedded key parses and
-    matches its fingerprint). The signature is checked separately, against the same bytes.
+    Checks the form only: canonical JSON, fields and types, a sorted file list of safe
+    paths, a parseable P-384 public key. Whether the fingerprint is that key's, and the
+    signature, are checked separately (verify steps 2 and 3).
     """
     try:
         document = parse_canonical(data)
@@ -266,15 +266,6 @@ def manifest_files(document: Mapping[str, Any]) -> tuple[FileEntry, ...]:
         return _entries_of(document)
     except (ValueError, TypeError, KeyError) as exc:
         raise IntegrityError(f"manifest.json has a malformed file list: {exc}") from None
-
-
-def signer_matches_key(document: Mapping[str, Any]) -> bool:
-    """True if the manifest's signer fingerprint is that of its embedded public key."""
-    signer = document["signer"]
-    try:
-        return bool(fingerprint_of(load_public_key(signer["public_key"])) == signer["fingerprint"])
-    except ValueError:
-        return False
 
 
 def write_signed_manifest(item_dir: Path, manifest: bytes, signer: Signer) -> tuple[Path, Path]:
