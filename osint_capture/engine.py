@@ -431,6 +431,17 @@ async def _capture_page(
         except PlaywrightError as exc:
             message = str(exc).splitlines()[0]
             steps.record("navigate", "failed", t, message)
+            wall = _main_document(recorder, first_new)
+            if wall is not None and inspector is not None:
+                # Chromium gives up on an auth challenge it cannot answer; the 401/407
+                # that it got is what the access rules judge.
+                refusal = inspector(PageSignals(
+                    url=wall.url, title="", status=wall.status,
+                    redirect_chain=(wall.url,), password_fields=0, visible_text_length=0,
+                    form_text="", challenge_markers=(),
+                ))
+                if refusal is not None:
+                    raise Refused(refusal) from None
             if "ERR_TOO_MANY_REDIRECTS" in message:
                 raise CaptureFailed(f"redirect loop at {url}") from None
             if "ERR_BLOCKED_BY_CLIENT" in message and recorder.blocked:

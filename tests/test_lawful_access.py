@@ -1,0 +1,233 @@
+"""The lawful public-access rules, end to end: refused, logged, nothing kept.
+
+Refusals of non-public targets happen before any connection, so those tests name
+addresses as data only; everything that loads is served by the sample site on
+127.0.0.1 with --allow-private-network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from osint_capture.engine import PageSignals
+from osint_capture.lawful import AccessRecord, inspect_page, robots_verdict
+from osint_capture.sample_site import ROBOTS_TXT, SampleSite
+from tests.conftest import Cli
+
+
+def _log(cli: Cli, case_id: str) -> list[dict[str, Any]]:
+    lines = (cli.home / case_id / "custody.jsonl").read_bytes().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def _assert_refused(cli: Cli, case_id: str, proc: Any, url: str, reason_part: str) -> None:
+    assert proc.returncode == 3, proc.stderr
+    assert reason_part.lower() in proc.stderr.lower()
+    assert len(proc.stderr.strip().splitlines()) == 1
+    refused = [e for e in _log(cli, case_id) if e["action"] == "capture-refused"]
+    assert refused, "the refusal is in the custody log"
+    assert refused[-1]["details"]["url"] == url
+    assert reason_part.lower() in refused[-1]["details"]["reason"].lower()
+    items = cli.home / case_id / "items"
+    assert not items.exists() or not any(items.iterdir()), "no evidence item is left"
+
+
+# -- refused before the browser starts (no traffic at all) ------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:9/post",
+        "http://127.0.0.1:9/post",
+        "http://127.1:9/",
+        "http://2130706433:9/",
+        "http://0x7f.0.0.1:9/",
+        "http://[::1]:9/",
+        "http://foo.localhost:9/",
+    ],
+)
+def test_loopback_in_every_spelling_is_refused(cli: Cli, url: str) -> None:
+    case_id = cli.new_case()
+    proc = cli.run("capture", url, "--case", case_id)
+    _assert_refused(cli, case_id, proc, url, "loopback")
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://10.1.2.3/x", "private"),  # address data
+        ("http://192.168.0.10/x", "private"),  # address data
+        ("http://172.16.5.4/x", "private"),  # address data
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://100.64.0.1/x", "CGNAT"),
+        ("http://[fd12:3456::1]/x", "unique-local"),
+    ],
+)
+def test_non_public_addresses_are_refused(cli: Cli, url: str, reason: str) -> None:
+    # These addresses are data: the refusal happens before any connection is made.
+    case_id = cli.new_case()
+    proc = cli.run("capture", url, "--case", case_id)
+    _assert_refused(cli, case_id, proc, url, reason)
+
+
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "javascript:alert(1)", "data:text/html,hi", "ftp://127.0.0.1/x",
+            "chrome://settings"]
+)
+def test_other_schemes_are_refused(cli: Cli, url: str) -> None:
+    case_id = cli.new_case()
+    proc = cli.run("capture", url, "--case", case_id, "--allow-private-network")
+    assert proc.returncode in (2, 3)
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "url", ["http://user:secret@127.0.0.1:9/post", "http://user@127.0.0.1:9/",
+            "http://127.0.0.1:9\\@example.com/"]
+)
+def test_credentials_in_the_url_are_refused(cli: Cli, url: str) -> None:
+    case_id = cli.new_case()
+    proc = cli.run("capture", url, "--case", case_id, "--allow-private-network")
+    _assert_refused(cli, case_id, proc, url, "credentials")
+
+
+def test_closed_case_refuses_captures(cli: Cli, site: SampleSite) -> None:
+    case_id = cli.new_case()
+    cli.ok("case", "close", case_id)
+    url = site.url("/post/1")
+    proc = cli.run("capture", url, "--case", case_id, "--allow-private-network")
+    _assert_refused(cli, case_id, proc, url, "closed")
+
+
+# -- refused after looking at what loaded (real Chromium, 127.0.0.1) ---------------
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/auth/basic", "401"),
+        ("/private/feed", "login"),
+        ("/login", "password form"),
+        ("/challenge/recaptcha", "reCAPTCHA"),
+        ("/challenge/hcaptcha", "hCaptcha"),
+        ("/challenge/turnstile", "Turnstile"),
+        ("/challenge/human", "verify you are human"),
+    ],
+)
+def test_login_walls_and_challenges_are_refused(
+    cli: Cli, site: SampleSite, path: str, reason: str
+) -> None:
+    case_id = cli.new_case("online-crime")
+    url = site.url(path)
+    proc = cli.run("capture", url, "--case", case_id, "--allow-private-network")
+    _assert_refused(cli, case_id, proc, url, reason)
+
+
+@pytest.mark.browser
+def test_proxy_auth_wall_is_not_captured(cli: Cli, site: SampleSite) -> None:
+    # Chromium refuses a 407 that does not come from a proxy (ERR_UNEXPECTED_PROXY_AUTH):
+    # either way nothing behind the wall is kept.
+    case_id = cli.new_case()
+    proc = cli.run("capture", site.url("/auth/proxy"), "--case", case_id, "--allow-private-network")
+    assert proc.returncode in (3, 4)
+    assert len(proc.stderr.strip().splitlines()) == 1
+    items = cli.home / case_id / "items"
+    assert not items.exists() or not any(items.iterdir())
+
+
+@pytest.mark.browser
+def test_respect_robots_refuses_a_disallowed_url(cli: Cli, site: SampleSite) -> None:
+    case_id = cli.new_case()
+    url = site.url("/nocrawl/post")
+    proc = cli.run("capture", url, "--case", case_id, "--allow-private-network", "--respect-robots")
+    _assert_refused(cli, case_id, proc, url, "robots.txt")
+
+
+@pytest.mark.browser
+def test_robots_is_informational_by_default(cli: Cli, site: SampleSite) -> None:
+    case_id = cli.new_case()
+    proc, data = cli.capture(site.url("/nocrawl/post"), case_id)
+    assert proc.returncode == 0, proc.stderr
+    assert data is not None
+    item = Path(data["item_dir"])
+    assert (item / "robots.txt").read_text() == ROBOTS_TXT
+    robots = json.loads((item / "manifest.json").read_bytes())["provenance"]["robots"]
+    assert robots["robots_txt"]["verdict"] == "disallowed"
+    assert robots["robots_txt"]["enforced"] is False
+
+
+@pytest.mark.browser
+def test_noindex_directives_are_recorded(cli: Cli, site: SampleSite) -> None:
+    case_id = cli.new_case()
+    proc, data = cli.capture(site.url("/noindex"), case_id)
+    assert proc.returncode == 0, proc.stderr
+    assert data is not None
+    robots = json.loads(Path(data["manifest"]).read_bytes())["provenance"]["robots"]
+    assert robots["noindex"] is True and robots["nofollow"] is True
+    assert robots["x_robots_tag"] == ["noindex"]
+
+
+# -- the rules as pure logic ---------------------------------------------------------
+
+
+def _signals(**kw: Any) -> PageSignals:
+    base: dict[str, Any] = dict(url="https://social.example/post/1", title="Post", status=200,
+                                redirect_chain=("https://social.example/post/1",),
+                                password_fields=0, visible_text_length=5000, form_text="",
+                                challenge_markers=())
+    base.update(kw)
+    return PageSignals(**base)
+
+
+def test_public_page_with_a_small_login_box_is_not_a_wall() -> None:
+    assert inspect_page(_signals(password_fields=1, form_text="Sign in " * 5)) is None
+
+
+def test_page_that_is_mostly_a_password_form_is_a_wall() -> None:
+    reason = inspect_page(_signals(password_fields=1, visible_text_length=120, form_text="x" * 100))
+    assert reason is not None and "password form" in reason
+
+
+def test_redirect_to_login_is_a_wall() -> None:
+    reason = inspect_page(_signals(url="https://social.example/accounts/login/?next=/p",
+                                   redirect_chain=("https://social.example/p",
+                                                   "https://social.example/accounts/login/?next=/p")))
+    assert reason is not None and "login" in reason
+
+
+def test_robots_verdicts() -> None:
+    text = "User-agent: *\nDisallow: /private/\n"
+    verdict, refusal = robots_verdict(text, 200, "https://s.example/private/x", respect=False)
+    assert verdict["verdict"] == "disallowed" and refusal is None
+    verdict, refusal = robots_verdict(text, 200, "https://s.example/private/x", respect=True)
+    assert refusal is not None
+    verdict, refusal = robots_verdict(None, 404, "https://s.example/x", respect=True)
+    assert verdict["verdict"] == "no robots.txt" and refusal is None
+
+
+@pytest.mark.parametrize(
+    ("url", "blocked"),
+    [
+        ("http://10.0.0.7/img.png", True),  # address data
+        ("http://169.254.169.254/latest/meta-data/", True),
+        ("http://[::1]:8080/x", True),
+        ("http://0x7f.1/x", True),
+        ("file:///etc/passwd", True),
+        ("http://user:pw@8.8.8.8/x", True),
+        ("data:image/png;base64,AAAA", False),
+        ("http://8.8.8.8/x", False),
+    ],
+)
+def test_sub_resource_gate(url: str, blocked: bool) -> None:
+    # Literal addresses only: classification, never a connection.
+    record = AccessRecord(allow_private_network=False, respect_robots=False)
+    reason = asyncio.run(record.gate(url))
+    assert (reason is not None) == blocked, reason
