@@ -10,6 +10,7 @@ never mix with real evidence.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -87,10 +88,4 @@ def run_demo(home: Path | None, out: Console) -> None:
     out.print("(--allow-private-network was used because the sample site runs on 127.0.0.1; "
               "the manifest records it.)")
     out.print("Export bundles are not built yet; the item folder above is the evidence.")
-    shutil_rmtree(key_dir)
-
-
-def shutil_rmtree(path: Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(key_dir, ignore_errors=True)

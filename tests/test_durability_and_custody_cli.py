@@ -1,0 +1,143 @@
+"""Interrupted captures never look complete; custody commands under concurrency and damage."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from chain_of_custody.custody import verify_chain
+from osint_capture.sample_site import SampleSite
+from tests.conftest import Cli
+
+
+def _complete_items(cli: Cli, case_id: str) -> list[Path]:
+    items = cli.home / case_id / "items"
+    return [p for p in items.iterdir() if not p.name.startswith(".")] if items.exists() else []
+
+
+@pytest.mark.browser
+def test_sigkill_mid_capture_leaves_no_complete_item_and_is_reported(
+    cli: Cli, site: SampleSite
+) -> None:
+    case_id = cli.new_case()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "osint_capture", "--home", str(cli.home), "capture",
+         site.url("/post/1/media?mib=64"), "--case", case_id, "--allow-private-network"],
+        env=cli.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    staging_root = cli.home / case_id / "items"
+    deadline = time.monotonic() + 60
+    # Kill while bodies are being written into the staging folder.
+    while time.monotonic() < deadline:
+        bodies = list(staging_root.glob(".staging-*/.bodies/*")) if staging_root.exists() else []
+        if any(b.stat().st_size > 1024 * 1024 for b in bodies):
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the capture never started writing bodies")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert _complete_items(cli, case_id) == []
+    shown = cli.ok("case", "show", case_id)
+    assert "leftover" in shown.stderr and "case clean" in shown.stderr
+    cleaned = cli.ok("case", "clean", case_id)
+    assert "removed" in cleaned.stdout
+    assert not list(staging_root.glob(".staging-*"))
+    events = [json.loads(x) for x in (cli.home / case_id / "custody.jsonl").read_bytes().splitlines()]
+    assert events[-1]["action"] == "leftover-removed"
+    assert "leftover" not in cli.ok("case", "show", case_id).stderr
+
+
+@pytest.fixture(scope="module")
+def item(cli: Cli, site: SampleSite) -> tuple[str, str]:
+    case_id = cli.new_case("wanted-person")
+    proc, data = cli.capture(site.url("/post/1"), case_id)
+    assert proc.returncode == 0, proc.stderr
+    assert data is not None
+    return case_id, data["item_id"]
+
+
+@pytest.mark.browser
+def test_eight_concurrent_transfers_all_land_with_the_chain_intact(
+    cli: Cli, item: tuple[str, str]
+) -> None:
+    case_id, item_id = item
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        procs = list(pool.map(
+            lambda n: cli.run("custody", "transfer", item_id, "--to", f"Evidence tech {n}",
+                              "--reason", f"lab examination {n}"),
+            range(8),
+        ))
+    assert [p.returncode for p in procs] == [0] * 8, [p.stderr for p in procs]
+    data = (cli.home / case_id / "custody.jsonl").read_bytes()
+    report = verify_chain(case_id, data)
+    assert report.ok, report.problems
+    events = [json.loads(line) for line in data.splitlines()]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    transfers = [e for e in events if e["action"] == "transferred"]
+    assert sorted(e["details"]["to"] for e in transfers) == [f"Evidence tech {n}" for n in range(8)]
+    shown = json.loads(cli.ok("custody", "show", item_id, "--json").stdout)
+    assert [e["action"] for e in shown].count("transferred") == 8
+    assert shown[0]["action"] == "captured"
+
+
+@pytest.mark.browser
+def test_note_and_torn_line_then_repair(cli: Cli, item: tuple[str, str]) -> None:
+    case_id, item_id = item
+    cli.ok("custody", "note", item_id, "--text", "Screenshot shown to the victim's mother; she confirmed the account.")
+    log = cli.home / case_id / "custody.jsonl"
+    intact = log.read_bytes()
+    with open(log, "ab") as fh:  # a crash in the middle of an append
+        fh.write(b'{"seq":999,"time":"2026-')
+    torn = log.read_bytes()
+    proc = cli.run("custody", "note", item_id, "--text", "should not land")
+    assert proc.returncode == 1
+    assert "custody repair" in proc.stderr
+    assert log.read_bytes() == torn, "nothing is chained onto a torn line"
+    repaired = cli.ok("custody", "repair", case_id)
+    assert "removed" in repaired.stdout
+    data = log.read_bytes()
+    assert data.startswith(intact)
+    last = json.loads(data.splitlines()[-1])
+    assert last["action"] == "log-repaired"
+    assert last["details"]["removed_size"] == len(b'{"seq":999,"time":"2026-')
+    assert verify_chain(case_id, data).ok
+    cli.ok("custody", "note", item_id, "--text", "after repair")
+
+
+def test_custody_commands_on_unknown_item_are_usage_errors(cli: Cli) -> None:
+    proc = cli.run("custody", "transfer", "20260101T000000Z-00000000", "--to", "x", "--reason", "y")
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_keys_show_and_export(cli: Cli, tmp_path: Path) -> None:
+    shown = cli.ok("keys", "show")
+    assert "fingerprint:" in shown.stdout
+    out = tmp_path / "pub.pem"
+    cli.ok("keys", "export", "--out", str(out))
+    assert out.read_text().startswith("-----BEGIN PUBLIC KEY-----")
+    again = cli.run("keys", "init", "--operator", "Someone Else")
+    assert again.returncode == 2 and "exists" in again.stderr
+
+
+@pytest.mark.browser
+def test_demo_runs_and_verifies(cli: Cli, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "osint_capture", "--home", str(tmp_path / "demo"), "demo"],
+        capture_output=True, text=True, env={**cli.env, "OSINT_CAPTURE_KEY_DIR": str(tmp_path / "k")},
+        timeout=240, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Verified" in proc.stdout
+    items = list((tmp_path / "demo").glob("DEMO-*/items/*/manifest.json"))
+    assert len(items) == 1
+    assert not (tmp_path / "k").exists(), "the demo never touches the operator's key folder"
