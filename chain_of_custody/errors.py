@@ -10,13 +10,13 @@ message, an optional hint, and the exit code the command-line front end maps it 
 from __future__ import annotations
 
 __all__ = [
-    "CaptureFailed",
-    "CustodyLogDamaged",
     "EXIT_CAPTURE_FAILED",
     "EXIT_INTEGRITY",
     "EXIT_OK",
     "EXIT_REFUSED",
     "EXIT_USAGE",
+    "CaptureFailed",
+    "CustodyLogDamaged",
     "IntegrityError",
     "OsintCaptureError",
     "Refused",

@@ -34,7 +34,6 @@ from cases.store import Case, EvidenceStore
 from chain_of_custody.errors import Refused, UsageError
 from chain_of_custody.manifest import MANIFEST_NAME, SIGNATURE_NAME, FileEntry, build_manifest
 from chain_of_custody.signing import Signer
-from chain_of_custody.timeutil import utc_now
 from osint_capture.addresses import classify_ip
 from osint_capture.browser import BrowserChoice, os_description
 from osint_capture.engine import CaptureOptions, EngineResult, run_capture
@@ -220,7 +219,10 @@ def capture_post(
         },
         signer=signer,
     )
-    has = lambda name: (final / name) if (final / name).exists() else None  # noqa: E731
+
+    def has(name: str) -> Path | None:
+        return (final / name) if (final / name).exists() else None
+
     return CaptureReport(
         item_id=staging.item_id,
         item_dir=final,
@@ -264,9 +266,7 @@ def _check_connected_addresses(result: EngineResult, access: AccessRecord) -> No
             )
 
 
-def _write_warc(
-    result: EngineResult, item: Path, warc_path: Path, browser: BrowserChoice
-) -> int:
+def _write_warc(result: EngineResult, item: Path, warc_path: Path, browser: BrowserChoice) -> int:
     with open(warc_path, "wb") as fh:
         warc = CaptureWarc(fh)
         info = warc.warcinfo(
@@ -369,7 +369,10 @@ def _clock_source() -> dict[str, Any]:
     try:
         out = subprocess.run(
             ["timedatectl", "show", "--property=NTPSynchronized", "--value"],
-            capture_output=True, text=True, timeout=3, check=False,
+            capture_output=True,
+            text=True,
+            timeout=3,
+            check=False,
         )
         if out.returncode == 0 and out.stdout.strip() in ("yes", "no"):
             synced = out.stdout.strip()
@@ -417,8 +420,12 @@ def _provenance(
 ) -> dict[str, Any]:
     page = result.page_metadata
     incomplete = [
-        {"url": ex.url, "truncated": ex.truncated, "failure": ex.failure,
-         "canceled_by_browser": ex.canceled}
+        {
+            "url": ex.url,
+            "truncated": ex.truncated,
+            "failure": ex.failure,
+            "canceled_by_browser": ex.canceled,
+        }
         for ex in result.exchanges
         if ex.truncated or ex.failure
     ]
@@ -475,8 +482,13 @@ def _provenance(
         "options": options.as_record(),
         "access": access.as_record(),
         "steps": [
-            {"name": s.name, "state": s.state, "started": s.started, "ended": s.ended,
-             "detail": s.detail}
+            {
+                "name": s.name,
+                "state": s.state,
+                "started": s.started,
+                "ended": s.ended,
+                "detail": s.detail,
+            }
             for s in result.steps
         ],
         "status_reasons": result.partial_reasons,

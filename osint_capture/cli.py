@@ -120,8 +120,10 @@ def case_open(
         },
         signer=signer,
     )
-    _out.print(f"Opened case {case.case_id} ({CATEGORY_DESCRIPTIONS[case.category]}) in "
-               f"{store.case_dir(case.case_id)}")
+    _out.print(
+        f"Opened case {case.case_id} ({CATEGORY_DESCRIPTIONS[case.category]}) in "
+        f"{store.case_dir(case.case_id)}"
+    )
 
 
 @case_app.command("list")
@@ -134,8 +136,13 @@ def case_list() -> None:
         return
     table = Table("case", "status", "category", "items", "title")
     for case in cases:
-        table.add_row(case.case_id, case.status, case.category,
-                      str(len(store.list_items(case.case_id))), case.title)
+        table.add_row(
+            case.case_id,
+            case.status,
+            case.category,
+            str(len(store.list_items(case.case_id))),
+            case.title,
+        )
     _out.print(table)
 
 
@@ -159,8 +166,15 @@ def case_close(case_id: str) -> None:
     signer = _signer()
     store = _store()
     case = store.close_case(case_id)
-    append_event(store.case_dir(case_id), case_id=case_id, actor=signer.operator,
-                 action="case-closed", item_id=None, details={}, signer=signer)
+    append_event(
+        store.case_dir(case_id),
+        case_id=case_id,
+        actor=signer.operator,
+        action="case-closed",
+        item_id=None,
+        details={},
+        signer=signer,
+    )
     _out.print(f"Closed case {case.case_id}.")
 
 
@@ -174,10 +188,17 @@ def case_clean(case_id: str) -> None:
     for leftover in leftovers:
         store.remove_leftover(leftover)
         append_event(
-            store.case_dir(case_id), case_id=case_id, actor=signer.operator,
-            action="leftover-removed", item_id=leftover.item_id,
-            details={"path": str(leftover.path), "kind": leftover.kind,
-                     "size_bytes": leftover.size_bytes, "modified": leftover.modified},
+            store.case_dir(case_id),
+            case_id=case_id,
+            actor=signer.operator,
+            action="leftover-removed",
+            item_id=leftover.item_id,
+            details={
+                "path": str(leftover.path),
+                "kind": leftover.kind,
+                "size_bytes": leftover.size_bytes,
+                "modified": leftover.modified,
+            },
             signer=signer,
         )
         _out.print(f"removed {leftover.kind} leftover {leftover.path}")
@@ -231,9 +252,7 @@ def capture(
     time_limit: Annotated[
         float, typer.Option("--time-limit", help="Whole-capture limit, seconds.")
     ] = 60.0,
-    size_limit: Annotated[
-        int, typer.Option("--size-limit", help="Total bytes kept, MiB.")
-    ] = 200,
+    size_limit: Annotated[int, typer.Option("--size-limit", help="Total bytes kept, MiB.")] = 200,
     respect_robots: Annotated[
         bool, typer.Option("--respect-robots", help="Refuse when robots.txt disallows the URL.")
     ] = False,
@@ -277,8 +296,10 @@ def capture(
     if report.screenshot:
         _out.print(f"  screenshot: {report.screenshot}")
     if allow_private_network:
-        _out.print("  [bold]note:[/bold] --allow-private-network was used (lab/test only); "
-                   "recorded in the manifest")
+        _out.print(
+            "  [bold]note:[/bold] --allow-private-network was used (lab/test only); "
+            "recorded in the manifest"
+        )
     for reason in report.partial_reasons:
         _out.print(f"  partial:    {reason}")
 
@@ -337,15 +358,15 @@ def _find_item(store: EvidenceStore, item_id: str) -> tuple[str, Path]:
         if store.item_dir(case.case_id, item_id).is_dir()
     ]
     if not hits:
-        raise UsageError(f"no item '{item_id}' in {store.home}",
-                         hint="`osint-capture case show CASE_ID` lists items")
+        raise UsageError(
+            f"no item '{item_id}' in {store.home}",
+            hint="`osint-capture case show CASE_ID` lists items",
+        )
     return hits[0]
 
 
 @custody_app.command("show")
-def custody_show(
-    item_id: str, as_json: Annotated[bool, typer.Option("--json")] = False
-) -> None:
+def custody_show(item_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Print an item's custody timeline."""
     store = _store()
     case_id, _ = _find_item(store, item_id)
@@ -355,8 +376,13 @@ def custody_show(
         return
     table = Table("seq", "time (UTC)", "actor", "action", "details")
     for event in events:
-        table.add_row(str(event["seq"]), event["time"], event["actor"], event["action"],
-                      json.dumps(event.get("details", {}), ensure_ascii=False))
+        table.add_row(
+            str(event["seq"]),
+            event["time"],
+            event["actor"],
+            event["action"],
+            json.dumps(event.get("details", {}), ensure_ascii=False),
+        )
     _out.print(table)
 
 
@@ -364,8 +390,15 @@ def _custody_event(item_id: str, action: str, details: dict[str, Any]) -> None:
     signer = _signer()
     store = _store()
     case_id, _ = _find_item(store, item_id)
-    entry = append_event(store.case_dir(case_id), case_id=case_id, actor=signer.operator,
-                         action=action, item_id=item_id, details=details, signer=signer)
+    entry = append_event(
+        store.case_dir(case_id),
+        case_id=case_id,
+        actor=signer.operator,
+        action=action,
+        item_id=item_id,
+        details=details,
+        signer=signer,
+    )
     _out.print(f"Logged {action} #{entry['seq']} for item {item_id} in case {case_id}.")
 
 
@@ -397,13 +430,16 @@ def custody_repair(case_id: str) -> None:
     signer = _signer()
     store = _store()
     store.get_case(case_id)
-    entry = repair_log(store.case_dir(case_id), case_id=case_id, actor=signer.operator,
-                       signer=signer)
+    entry = repair_log(
+        store.case_dir(case_id), case_id=case_id, actor=signer.operator, signer=signer
+    )
     if entry is None:
         _out.print("The custody log needed no repair.")
     else:
-        _out.print(f"Repaired: removed {entry['details']['removed_size']} bytes; "
-                   f"logged as entry #{entry['seq']}.")
+        _out.print(
+            f"Repaired: removed {entry['details']['removed_size']} bytes; "
+            f"logged as entry #{entry['seq']}."
+        )
 
 
 @custody_app.command("log")
@@ -416,8 +452,10 @@ def custody_log(case_id: str, as_json: Annotated[bool, typer.Option("--json")] =
         typer.echo(json.dumps(events, ensure_ascii=False))
         return
     for event in events:
-        _out.print(f"#{event['seq']} {event['time']} {event['actor']}: {event['action']} "
-                   f"{event.get('item_id') or ''}")
+        _out.print(
+            f"#{event['seq']} {event['time']} {event['actor']}: {event['action']} "
+            f"{event.get('item_id') or ''}"
+        )
 
 
 # -- doctor and demo -----------------------------------------------------------------

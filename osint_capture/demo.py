@@ -52,11 +52,20 @@ def run_demo(home: Path | None, out: Console) -> None:
         investigator="Demo Investigator",
         authority="Demo only - no real investigation",
     )
-    append_event(store.case_dir(case_id), case_id=case_id, actor=signer.operator,
-                 action="case-opened", item_id=None,
-                 details={"title": case.title, "category": case.category,
-                          "investigator": case.investigator, "authority": case.authority},
-                 signer=signer)
+    append_event(
+        store.case_dir(case_id),
+        case_id=case_id,
+        actor=signer.operator,
+        action="case-opened",
+        item_id=None,
+        details={
+            "title": case.title,
+            "category": case.category,
+            "investigator": case.investigator,
+            "authority": case.authority,
+        },
+        signer=signer,
+    )
     out.print(f"Opened demo case {case_id} in {store.case_dir(case_id)}")
     with SampleSite() as site:
         url = site.url("/post/1")
@@ -77,15 +86,27 @@ def run_demo(home: Path | None, out: Console) -> None:
     for step in result.steps:
         mark = "ok  " if step.ok else "FAIL"
         out.print(f"  verify {step.number}. {mark} {step.name}: {step.detail}")
-    append_event(store.case_dir(case_id), case_id=case_id, actor=signer.operator,
-                 action="verified", item_id=report.item_id,
-                 details={"ok": result.ok, "manifest_sha256": report.manifest_sha256},
-                 signer=signer)
-    out.print("Verified: the item is exactly what was captured." if result.ok
-              else "[bold red]Verification failed[/bold red]")
-    out.print("Check it without this tool:  cd ITEM && sha256sum -c SHA256SUMS && "
-              "warcio check archive.warc.gz")
-    out.print("(--allow-private-network was used because the sample site runs on 127.0.0.1; "
-              "the manifest records it.)")
+    append_event(
+        store.case_dir(case_id),
+        case_id=case_id,
+        actor=signer.operator,
+        action="verified",
+        item_id=report.item_id,
+        details={"ok": result.ok, "manifest_sha256": report.manifest_sha256},
+        signer=signer,
+    )
+    out.print(
+        "Verified: the item is exactly what was captured."
+        if result.ok
+        else "[bold red]Verification failed[/bold red]"
+    )
+    out.print(
+        "Check it without this tool:  cd ITEM && sha256sum -c SHA256SUMS && "
+        "warcio check archive.warc.gz"
+    )
+    out.print(
+        "(--allow-private-network was used because the sample site runs on 127.0.0.1; "
+        "the manifest records it.)"
+    )
     out.print("Export bundles are not built yet; the item folder above is the evidence.")
     shutil.rmtree(key_dir, ignore_errors=True)

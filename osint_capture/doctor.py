@@ -35,7 +35,9 @@ def run_doctor(browser: Path | None, out: Console) -> list[str]:
             problems.append(f"the browser at {where} did not report a version")
     out.print(f"override:    --browser PATH or ${BROWSER_ENV}")
     if shutil.which("certutil") is None:
-        out.print("certutil:    missing (only the HTTPS tests need it: apt-get install libnss3-tools)")
+        out.print(
+            "certutil:    missing (only the HTTPS tests need it: apt-get install libnss3-tools)"
+        )
     try:
         from osint_capture import keys
 

@@ -41,7 +41,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from chain_of_custody.errors import CaptureFailed, Refused, UsageError
 from chain_of_custody.timeutil import utc_now
 from osint_capture.browser import BrowserChoice, chromium_args
-from osint_capture.recorder import BlockedRequest, Exchange, Recorder
+from osint_capture.recorder import BlockedRequest, Exchange, Recorder, RequestGate
 
 __all__ = [
     "DEFAULT_SIZE_LIMIT",
@@ -123,8 +123,6 @@ class PageSignals:
 
 # Returns a refusal reason, or None when the page may be captured.
 AccessInspector = Callable[[PageSignals], str | None]
-# Before a request leaves the browser: a refusal reason, or None.
-RequestGate = Callable[[str], Awaitable[str | None]]
 # Given the robots.txt text (or None if unavailable) and the URL: (verdict, refusal or None).
 RobotsPolicy = Callable[[str | None, int | None, str], tuple[dict[str, Any], str | None]]
 
@@ -209,12 +207,15 @@ async ([maxSteps, pause]) => {
     window.scrollBy(0, Math.max(200, Math.floor(window.innerHeight * 0.9)));
     steps += 1;
     await sleep(pause);
-    const atBottom = window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 2;
+    const atBottom =
+      window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 2;
     if (atBottom || window.scrollY === before) break;
   }
   return document.documentElement.scrollHeight;
 }
 """
+
+_AT_BOTTOM_JS = "window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 2"
 
 _METADATA_JS = """
 () => {
@@ -292,7 +293,10 @@ def _post_metadata(raw: dict[str, Any]) -> dict[str, Any]:
                 walk(node[key])
 
     walk(raw.get("jsonld", []))
-    dedup = lambda xs: list(dict.fromkeys(x for x in xs if x))  # noqa: E731
+
+    def dedup(values: list[str]) -> list[str]:
+        return list(dict.fromkeys(v for v in values if v))
+
     return {
         "title": raw.get("title", ""),
         "authors": dedup(authors),
@@ -356,15 +360,24 @@ async def run_capture(
             page.on("download", lambda d: result.downloads.append(d.url))
             page.on("dialog", lambda d: _dismiss_dialog(d, result))
             cdp = await context.new_cdp_session(page)
-            recorder = Recorder(
-                cdp, work_dir / ".bodies", size_limit=options.size_limit, gate=gate
-            )
+            recorder = Recorder(cdp, work_dir / ".bodies", size_limit=options.size_limit, gate=gate)
             await recorder.start()
             result.user_agent = await page.evaluate("navigator.userAgent")
             steps.record("launch-browser", "done", t, f"Chromium {result.browser_version}")
             try:
-                await _capture_page(page, cdp, recorder, url, options, clock, result, steps,
-                                    inspector, robots_policy, work_dir)
+                await _capture_page(
+                    page,
+                    cdp,
+                    recorder,
+                    url,
+                    options,
+                    clock,
+                    result,
+                    steps,
+                    inspector,
+                    robots_policy,
+                    work_dir,
+                )
             finally:
                 await recorder.stop()
                 result.exchanges = list(recorder.exchanges)
@@ -380,21 +393,29 @@ async def run_capture(
             await chromium.close()
     for ex in result.exchanges:
         if ex.truncated and not ex.is_redirect and not ex.canceled:
-            result.partial_reasons.append(
-                f"response body incomplete ({ex.truncated}): {ex.url}"
-            )
+            result.partial_reasons.append(f"response body incomplete ({ex.truncated}): {ex.url}")
     result.ended = utc_now()
     return result
 
 
+# Event callbacks are synchronous; the coroutines they start are kept here until done.
+_background: set[asyncio.Future[Any]] = set()
+
+
+def _in_background(coro: Awaitable[Any]) -> None:
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
 def _contain_popup(popup: Page, result: EngineResult) -> None:
     result.popups.append(popup.url)
-    asyncio.ensure_future(popup.close())
+    _in_background(popup.close())
 
 
 def _dismiss_dialog(dialog: Any, result: EngineResult) -> None:
     result.dialogs.append(f"{dialog.type}: {dialog.message}")
-    asyncio.ensure_future(dialog.dismiss())
+    _in_background(dialog.dismiss())
 
 
 async def _capture_page(
@@ -435,18 +456,27 @@ async def _capture_page(
             if wall is not None and inspector is not None:
                 # Chromium gives up on an auth challenge it cannot answer; the 401/407
                 # that it got is what the access rules judge.
-                refusal = inspector(PageSignals(
-                    url=wall.url, title="", status=wall.status,
-                    redirect_chain=(wall.url,), password_fields=0, visible_text_length=0,
-                    form_text="", challenge_markers=(),
-                ))
+                refusal = inspector(
+                    PageSignals(
+                        url=wall.url,
+                        title="",
+                        status=wall.status,
+                        redirect_chain=(wall.url,),
+                        password_fields=0,
+                        visible_text_length=0,
+                        form_text="",
+                        challenge_markers=(),
+                    )
+                )
                 if refusal is not None:
                     raise Refused(refusal) from None
             if "ERR_TOO_MANY_REDIRECTS" in message:
                 raise CaptureFailed(f"redirect loop at {url}") from None
             if "ERR_BLOCKED_BY_CLIENT" in message and recorder.blocked:
-                raise Refused(recorder.blocked[-1].reason,
-                              hint="the lawful-access rules blocked the page itself") from None
+                raise Refused(
+                    recorder.blocked[-1].reason,
+                    hint="the lawful-access rules blocked the page itself",
+                ) from None
             raise CaptureFailed(f"could not load {url}: {message}") from None
         main = _main_document(recorder, first_new)
         if main is None:
@@ -477,7 +507,9 @@ async def _capture_page(
     ]
     result.http_status = main.status
     steps.record(
-        "navigate", "done", t,
+        "navigate",
+        "done",
+        t,
         f"HTTP {main.status} after {len(result.redirect_chain) - 1} redirect(s)"
         + (f", {attempts - 1} retry after 429" if attempts > 1 else ""),
     )
@@ -510,9 +542,12 @@ async def _capture_page(
             open_urls = recorder.inflight_urls()
             what.append(
                 f"the network did not go quiet ({len(open_urls)} request(s) still open: "
-                + ", ".join(open_urls[:3]) + ")"
+                + ", ".join(open_urls[:3])
+                + ")"
             )
-        steps.record("settle", "partial", t, "; ".join(what) + f" within {options.settle_timeout:g} s")
+        steps.record(
+            "settle", "partial", t, "; ".join(what) + f" within {options.settle_timeout:g} s"
+        )
 
     await _scroll_step(page, recorder, options, clock, steps)
     await page.evaluate("window.scrollTo(0, 0)")
@@ -545,8 +580,9 @@ async def _robots_step(
     text: str | None = None
     status: int | None = None
     try:
-        response = await page.goto(robots_url, wait_until="commit",
-                                   timeout=_ms(min(10.0, clock.left(load=True))))
+        response = await page.goto(
+            robots_url, wait_until="commit", timeout=_ms(min(10.0, clock.left(load=True)))
+        )
         if response is not None:
             status = response.status
             body = await response.body()
@@ -559,7 +595,9 @@ async def _robots_step(
         result.robots["text"] = text
     steps.record("robots-txt", "done", t, str(verdict.get("verdict", "")))
     if refusal is not None:
-        raise Refused(refusal, hint="captured without --respect-robots, robots.txt is informational")
+        raise Refused(
+            refusal, hint="captured without --respect-robots, robots.txt is informational"
+        )
 
 
 async def _access_step(
@@ -598,15 +636,15 @@ async def _scroll_step(
     try:
         while rounds < options.max_scroll_rounds and clock.left(load=True) > 1.0:
             rounds += 1
-            new_height = int(await asyncio.wait_for(
-                page.evaluate(_SCROLL_JS, [60, 120]), timeout=max(1.0, clock.left(load=True))
-            ))
+            new_height = int(
+                await asyncio.wait_for(
+                    page.evaluate(_SCROLL_JS, [60, 120]), timeout=max(1.0, clock.left(load=True))
+                )
+            )
             await recorder.wait_quiet(
                 options.quiet_period, time.monotonic() + min(3.0, clock.left(load=True))
             )
-            bottom = int(await page.evaluate(
-                "window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 2"
-            ))
+            bottom = int(await page.evaluate(_AT_BOTTOM_JS))
             final_height = int(await page.evaluate("document.documentElement.scrollHeight"))
             if final_height == new_height == height and bottom:
                 stable += 1
@@ -619,9 +657,13 @@ async def _scroll_step(
         steps.record("scroll", "failed", t, str(exc).splitlines()[0] if str(exc) else "timed out")
         return
     if stable >= 2:
-        steps.record("scroll", "done", t, f"page stopped growing at {height} px after {rounds} round(s)")
+        steps.record(
+            "scroll", "done", t, f"page stopped growing at {height} px after {rounds} round(s)"
+        )
     elif rounds >= options.max_scroll_rounds:
-        steps.record("scroll", "partial", t, f"scroll limit of {rounds} rounds reached at {height} px")
+        steps.record(
+            "scroll", "partial", t, f"scroll limit of {rounds} rounds reached at {height} px"
+        )
     else:
         steps.record("scroll", "partial", t, f"time limit reached while scrolling ({height} px)")
 
@@ -645,7 +687,9 @@ async def _render_steps(
         steps.record(name, "done", t, f"{path.stat().st_size} bytes")
 
     async def screenshot(path: Path, left: float) -> None:
-        await page.screenshot(path=str(path), full_page=True, timeout=_ms(left), animations="disabled")
+        await page.screenshot(
+            path=str(path), full_page=True, timeout=_ms(left), animations="disabled"
+        )
 
     async def pdf(path: Path, left: float) -> None:
         await page.pdf(path=str(path), print_background=True)
@@ -679,17 +723,32 @@ async def _metadata_step(
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(main.url))
         tls: dict[str, Any] = {"origin": origin, "protocol": main.protocol}
         details = main.security_details or {}
-        for key in ("protocol", "keyExchange", "keyExchangeGroup", "cipher", "subjectName",
-                    "issuer", "validFrom", "validTo", "sanList", "certificateTransparencyCompliance"):
+        for key in (
+            "protocol",
+            "keyExchange",
+            "keyExchangeGroup",
+            "cipher",
+            "subjectName",
+            "issuer",
+            "validFrom",
+            "validTo",
+            "sanList",
+            "certificateTransparencyCompliance",
+        ):
             if key in details:
                 tls[key] = details[key]
         try:
             answer = await asyncio.wait_for(
-                cdp.send("Network.getCertificate", {"origin": origin}), timeout=max(0.5, clock.left())
+                cdp.send("Network.getCertificate", {"origin": origin}),
+                timeout=max(0.5, clock.left()),
             )
             tls["chain_pem"] = [_pem(c) for c in answer.get("tableNames", [])]
         except (PlaywrightError, TimeoutError) as exc:
             tls["chain_error"] = str(exc).splitlines()[0] if str(exc) else "timed out"
         result.tls = tls
-    steps.record("metadata", "done", t, json.dumps(result.page_metadata.get("authors", []),
-                                                   ensure_ascii=False))
+    steps.record(
+        "metadata",
+        "done",
+        t,
+        json.dumps(result.page_metadata.get("authors", []), ensure_ascii=False),
+    )

@@ -55,11 +55,13 @@ def check_target_url(url: str) -> None:
     except ValueError as exc:
         raise UsageError(f"not a valid URL: {url!r} ({exc})") from None
     scheme = parts.scheme.lower()
+    if not scheme:
+        raise UsageError(f"not a URL: {url!r}", hint="give a full http(s):// address")
     if scheme not in _ALLOWED_SCHEMES:
         raise Refused(
-            f"only http and https URLs may be captured, not {scheme or 'a URL without a scheme'}:",
+            f"only http and https addresses may be captured, not {scheme}: URLs",
             hint="lawful public-access rule 1",
-        ) if scheme else UsageError(f"not a URL: {url!r}", hint="give a full http(s):// address")
+        )
     if not parts.hostname:
         raise UsageError(f"the URL has no host: {url!r}")
     # Browsers read "\\" as "/" and the last "@" of the authority as the end of
@@ -127,10 +129,12 @@ class AccessRecord:
             "http and https only",
             "no credentials in the URL; empty browser context (no cookies, logins, profile)",
             "public addresses only, checked after DNS for the target, every redirect and every "
-            "sub-resource" + (" — LIFTED by --allow-private-network" if self.allow_private_network else ""),
+            "sub-resource"
+            + (" — LIFTED by --allow-private-network" if self.allow_private_network else ""),
             "no login walls (401/407, redirect to login, password form)",
             "no bot challenges (reCAPTCHA, hCaptcha, Turnstile, verify-you-are-human)",
-            "robots.txt " + ("respected: Disallow refuses" if self.respect_robots else "recorded, informational"),
+            "robots.txt "
+            + ("respected: Disallow refuses" if self.respect_robots else "recorded, informational"),
         ]
         private_seen = sorted(
             hostport for hostport, vs in self.checked.items() if any(not v["public"] for v in vs)
@@ -152,7 +156,11 @@ def _verdict_record(v: AddressVerdict) -> dict[str, Any]:
 def inspect_page(signals: PageSignals) -> str | None:
     """Rules 4 and 5 for the page that loaded: a refusal reason, or None."""
     if signals.status in (401, 407):
-        kind = "HTTP 401 Unauthorized" if signals.status == 401 else "HTTP 407 Proxy Authentication Required"
+        kind = (
+            "HTTP 401 Unauthorized"
+            if signals.status == 401
+            else "HTTP 407 Proxy Authentication Required"
+        )
         return f"login wall: {kind} at {signals.url}"
     if signals.challenge_markers:
         return (

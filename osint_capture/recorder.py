@@ -25,7 +25,7 @@ import asyncio
 import base64
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -33,15 +33,15 @@ from typing import IO, Any, Protocol
 from chain_of_custody.timeutil import utc_now
 
 __all__ = [
-    "Exchange",
-    "RequestGate",
-    "Recorder",
     "BlockedRequest",
+    "Exchange",
+    "Recorder",
+    "RequestGate",
 ]
 
-# A gate decides, before a request leaves the browser, whether it may. It returns
-# None to allow, or the refusal reason.
-RequestGate = Callable[[str], "asyncio.Future[str | None] | Any"]
+# A gate decides, before a request leaves the browser, whether it may: None to
+# allow, or the refusal reason.
+RequestGate = Callable[[str], Awaitable[str | None]]
 
 _DOCUMENT_TYPES = {"Document"}
 _WHOLE_BODY_TIMEOUT = 20.0
@@ -138,7 +138,7 @@ class Recorder:
         body_dir: Path,
         *,
         size_limit: int,
-        gate: Callable[[str], Any] | None = None,
+        gate: RequestGate | None = None,
     ) -> None:
         self._cdp = cdp
         self._body_dir = body_dir
@@ -170,9 +170,7 @@ class Recorder:
         cdp.on("Network.loadingFinished", self._on_finished)
         cdp.on("Network.loadingFailed", self._on_failed)
         # Zero buffers: the recorder holds the bytes; Chromium need not keep a copy.
-        await cdp.send(
-            "Network.enable", {"maxTotalBufferSize": 0, "maxResourceBufferSize": 0}
-        )
+        await cdp.send("Network.enable", {"maxTotalBufferSize": 0, "maxResourceBufferSize": 0})
         await cdp.send(
             "Fetch.enable",
             {
@@ -330,7 +328,10 @@ class Recorder:
     async def _handle_paused(self, params: dict[str, Any]) -> None:
         request_id = params["requestId"]
         try:
-            if params.get("responseStatusCode") is None and params.get("responseErrorReason") is None:
+            if (
+                params.get("responseStatusCode") is None
+                and params.get("responseErrorReason") is None
+            ):
                 await self._request_stage(params)
             elif params.get("responseErrorReason") is not None:
                 await self._cdp.send("Fetch.continueRequest", {"requestId": request_id})

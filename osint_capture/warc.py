@@ -98,11 +98,11 @@ class CaptureWarc:
         # Payload and block digests: computed here so they are SHA-256, not warcio's SHA-1.
         warc_headers["WARC-Payload-Digest"] = _hex_digest(body_bytes)
         warc_headers["WARC-Block-Digest"] = _hex_digest(header_bytes, body_bytes)
-        stream: IO[bytes]
-        if isinstance(body_bytes, Path):
-            stream = open(body_bytes, "rb")  # noqa: SIM115 - closed below
-        else:
-            stream = BytesIO(body_bytes)
+        stream: IO[bytes] = (
+            open(body_bytes, "rb")  # noqa: SIM115 - closed below
+            if isinstance(body_bytes, Path)
+            else BytesIO(body_bytes)
+        )
         try:
             record = self._writer.create_warc_record(
                 uri,

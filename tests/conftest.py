@@ -35,14 +35,22 @@ class Cli:
     runs: list[list[str]] = field(default_factory=list)
 
     def run(
-        self, *args: str, timeout: float = 240, env: dict[str, str] | None = None,
+        self,
+        *args: str,
+        timeout: float = 240,
+        env: dict[str, str] | None = None,
         input: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         argv = [*_CLI, "--home", str(self.home), *args]
         self.runs.append(argv)
         return subprocess.run(
-            argv, capture_output=True, text=True, timeout=timeout,
-            env={**self.env, **(env or {})}, input=input, check=False,
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**self.env, **(env or {})},
+            input=input,
+            check=False,
         )
 
     def ok(self, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -53,13 +61,26 @@ class Cli:
     def new_case(self, category: str = "missing-person") -> str:
         case_id = f"T-{os.getpid()}-{next(_case_numbers):03d}"
         self.ok(
-            "case", "open", case_id, "--title", "Test case", "--category", category,
-            "--investigator", "Det. Alex Moreno", "--authority", "Lt. J. Park, approval 26-114",
+            "case",
+            "open",
+            case_id,
+            "--title",
+            "Test case",
+            "--category",
+            category,
+            "--investigator",
+            "Det. Alex Moreno",
+            "--authority",
+            "Lt. J. Park, approval 26-114",
         )
         return case_id
 
-    def capture(self, url: str, case_id: str, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
-        proc = self.run("capture", url, "--case", case_id, "--allow-private-network", "--json", *extra)
+    def capture(
+        self, url: str, case_id: str, *extra: str
+    ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
+        proc = self.run(
+            "capture", url, "--case", case_id, "--allow-private-network", "--json", *extra
+        )
         data = json.loads(proc.stdout) if proc.returncode == 0 else None
         return proc, data
 
@@ -74,8 +95,14 @@ def key_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
     )
     env.pop("OSINT_CAPTURE_HOME", None)
-    subprocess.run([*_CLI, "keys", "init", "--operator", OPERATOR], env=env, check=True,
-                   capture_output=True, text=True, timeout=60)
+    subprocess.run(
+        [*_CLI, "keys", "init", "--operator", OPERATOR],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return env
 
 

@@ -98,22 +98,41 @@ def test_160_mib_media_kept_whole_with_flat_memory(cli: Cli, site: SampleSite) -
     import sys
 
     proc = subprocess.run(
-        [sys.executable, "-c", wrapper, "--home", str(cli.home), "capture",
-         site.url(f"/post/1/media?mib={mib}"), "--case", case_id, "--allow-private-network",
-         "--json"],
-        capture_output=True, text=True, env=cli.env, timeout=300, check=False,
+        [
+            sys.executable,
+            "-c",
+            wrapper,
+            "--home",
+            str(cli.home),
+            "capture",
+            site.url(f"/post/1/media?mib={mib}"),
+            "--case",
+            case_id,
+            "--allow-private-network",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=cli.env,
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["status"] == "complete", data["partial_reasons"]
-    peak_kib = int(next(line for line in proc.stderr.splitlines() if line.startswith("PEAK")).split()[1])
+    peak_kib = int(
+        next(line for line in proc.stderr.splitlines() if line.startswith("PEAK")).split()[1]
+    )
     assert peak_kib < 300 * 1024, f"capture process peaked at {peak_kib} KiB"
     # Stream the WARC: find the media record and hash its body without holding it.
     wanted = site.url(f"/media/big.bin?mib={mib}")
     digest = None
     with open(data["warc"], "rb") as fh:
         for rec in ArchiveIterator(fh):
-            if rec.rec_type == "response" and rec.rec_headers.get_header("WARC-Target-URI") == wanted:
+            if (
+                rec.rec_type == "response"
+                and rec.rec_headers.get_header("WARC-Target-URI") == wanted
+            ):
                 h = hashlib.sha256()
                 stream = rec.content_stream()
                 size = 0
@@ -139,15 +158,17 @@ def test_size_limit_truncates_and_reports_partial(cli: Cli, site: SampleSite) ->
 
 
 @pytest.mark.parametrize(
-    ("path", "open_url"), [("/slow/longpoll", "/api/longpoll"), ("/slow/trickle", "/img/trickle.png")]
+    ("path", "open_url"),
+    [("/slow/longpoll", "/api/longpoll"), ("/slow/trickle", "/img/trickle.png")],
 )
 def test_page_that_never_settles_ends_partial_within_the_limit(
     cli: Cli, site: SampleSite, path: str, open_url: str
 ) -> None:
     case_id = cli.new_case("online-crime")
     limit = 20
-    proc, data = cli.capture(site.url(path), case_id, "--time-limit", str(limit),
-                             "--settle-timeout", "3")
+    proc, data = cli.capture(
+        site.url(path), case_id, "--time-limit", str(limit), "--settle-timeout", "3"
+    )
     assert proc.returncode == 0, proc.stderr
     assert data is not None
     assert data["status"] == "partial"
@@ -217,8 +238,14 @@ def test_missing_case_is_a_usage_error(cli: Cli, site: SampleSite) -> None:
 def test_no_key_stops_before_the_browser(cli: Cli, site: SampleSite, tmp_path: Path) -> None:
     case_id = cli.new_case()
     before = len(site.requests)
-    proc = cli.run("capture", site.url("/post/1"), "--case", case_id, "--allow-private-network",
-                   env={"OSINT_CAPTURE_KEY_DIR": str(tmp_path / "empty")})
+    proc = cli.run(
+        "capture",
+        site.url("/post/1"),
+        "--case",
+        case_id,
+        "--allow-private-network",
+        env={"OSINT_CAPTURE_KEY_DIR": str(tmp_path / "empty")},
+    )
     assert proc.returncode == 2
     assert "keys init" in proc.stderr
     assert len(site.requests) == before, "nothing was fetched"
@@ -226,8 +253,14 @@ def test_no_key_stops_before_the_browser(cli: Cli, site: SampleSite, tmp_path: P
 
 def test_wrong_passphrase_is_one_line(cli: Cli, site: SampleSite) -> None:
     case_id = cli.new_case()
-    proc = cli.run("capture", site.url("/post/1"), "--case", case_id, "--allow-private-network",
-                   env={"OSINT_CAPTURE_PASSPHRASE": "wrong"})
+    proc = cli.run(
+        "capture",
+        site.url("/post/1"),
+        "--case",
+        case_id,
+        "--allow-private-network",
+        env={"OSINT_CAPTURE_PASSPHRASE": "wrong"},
+    )
     assert proc.returncode == 2
     assert "passphrase" in proc.stderr.lower()
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -241,8 +274,14 @@ def test_doctor_reports_the_browser(cli: Cli) -> None:
 
 def test_browser_override_that_does_not_exist(cli: Cli, site: SampleSite) -> None:
     case_id = cli.new_case()
-    proc = cli.run("capture", site.url("/post/1"), "--case", case_id, "--allow-private-network",
-                   env={"OSINT_CAPTURE_BROWSER": "/nonexistent/chromium"})
+    proc = cli.run(
+        "capture",
+        site.url("/post/1"),
+        "--case",
+        case_id,
+        "--allow-private-network",
+        env={"OSINT_CAPTURE_BROWSER": "/nonexistent/chromium"},
+    )
     assert proc.returncode == 2
     assert "/nonexistent/chromium" in proc.stderr
     assert os.path.exists(cli.home / case_id)

@@ -63,7 +63,9 @@ def test_json_output_names_absolute_paths(captured: dict[str, Any]) -> None:
 def test_warc_passes_warcio_check(captured: dict[str, Any]) -> None:
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "warcio"), "check", "-v", captured["warc"]],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "digest pass" in proc.stdout
@@ -88,9 +90,16 @@ def test_everything_the_browser_loaded_is_recorded(records: list[Record], site: 
     uris = {r.uri for r in records if r.type == "response"}
     requested = {r.uri for r in records if r.type == "request"}
     expected = [
-        "/post/1", "/static/app.js", "/static/style.css", "/static/font.woff2",
-        "/api/post/1", "/img/avatar.png", "/img/lazy-1.png", "/img/lazy-2.png",
-        "/img/lazy-3.png", "/img/lazy-4.png",
+        "/post/1",
+        "/static/app.js",
+        "/static/style.css",
+        "/static/font.woff2",
+        "/api/post/1",
+        "/img/avatar.png",
+        "/img/lazy-1.png",
+        "/img/lazy-2.png",
+        "/img/lazy-3.png",
+        "/img/lazy-4.png",
     ] + [f"/api/comments?page={n}" for n in range(1, COMMENT_PAGES + 2)]
     for path in expected:
         assert site.url(path) in uris, f"no response record for {path}"
@@ -119,8 +128,12 @@ def test_renderings_are_resource_and_conversion_records(
     assert by_uri["pdf"].type == "resource"
     assert by_uri["dom"].type == "conversion"
     assert by_uri["text"].type == "conversion"
-    for step, name in (("screenshot", "screenshot.png"), ("pdf", "page.pdf"),
-                       ("dom", "dom.html"), ("text", "text.txt")):
+    for step, name in (
+        ("screenshot", "screenshot.png"),
+        ("pdf", "page.pdf"),
+        ("dom", "dom.html"),
+        ("text", "text.txt"),
+    ):
         assert by_uri[step].body == (item / name).read_bytes()
         assert "WARC-Refers-To" in by_uri[step].headers
 
@@ -157,7 +170,11 @@ def test_manifest_lists_every_file_with_size_and_hash(
 ) -> None:
     item = Path(captured["item_dir"])
     listed = {f["path"]: f for f in manifest["files"]}
-    on_disk = {p.name for p in item.iterdir()} - {"manifest.json", "manifest.json.sig", "SHA256SUMS"}
+    on_disk = {p.name for p in item.iterdir()} - {
+        "manifest.json",
+        "manifest.json.sig",
+        "SHA256SUMS",
+    }
     assert set(listed) == on_disk
     assert {"archive.warc.gz", "screenshot.png", "page.pdf", "dom.html", "text.txt"} <= on_disk
     for name, entry in listed.items():
@@ -166,7 +183,9 @@ def test_manifest_lists_every_file_with_size_and_hash(
         assert entry["sha256"] == hashlib.sha256(data).hexdigest()
 
 
-def test_manifest_provenance(manifest: dict[str, Any], captured: dict[str, Any], site: SampleSite) -> None:
+def test_manifest_provenance(
+    manifest: dict[str, Any], captured: dict[str, Any], site: SampleSite
+) -> None:
     p = manifest["provenance"]
     assert manifest["status"] == "complete"
     assert manifest["case_id"] == captured["case_id"]
@@ -212,17 +231,32 @@ def test_signature_verifies_with_openssl(
 ) -> None:
     item = Path(captured["item_dir"])
     proc = subprocess.run(
-        ["openssl", "dgst", "-sha256", "-verify", str(public_key), "-signature",
-         str(item / "manifest.json.sig"), str(item / "manifest.json")],
-        capture_output=True, text=True, check=False,
+        [
+            "openssl",
+            "dgst",
+            "-sha256",
+            "-verify",
+            str(public_key),
+            "-signature",
+            str(item / "manifest.json.sig"),
+            str(item / "manifest.json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.stdout.strip() == "Verified OK", proc.stdout + proc.stderr
     assert manifest["signer"]["public_key"].strip() == public_key.read_text().strip()
 
 
 def test_sha256sums_checks_with_sha256sum(captured: dict[str, Any]) -> None:
-    proc = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=captured["item_dir"],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["sha256sum", "-c", "SHA256SUMS"],
+        cwd=captured["item_dir"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "manifest.json.sig: OK" in proc.stdout
 
@@ -239,6 +273,8 @@ def test_custody_log_binds_the_manifest(cli: Cli, captured: dict[str, Any]) -> N
 def test_independent_verifier_accepts_the_item(captured: dict[str, Any]) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "chain_of_custody", "verify", captured["item_dir"]],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -88,8 +88,16 @@ def test_valid_log_verifies(valid_lines: list[bytes], signer: Signer) -> None:
 def test_entries_have_the_documented_fields(valid_lines: list[bytes], signer: Signer) -> None:
     first = parse_line(valid_lines[0])
     assert set(first) == {
-        "seq", "time", "case_id", "actor", "action", "item_id", "details",
-        "prev_sha256", "signer", "signature",
+        "seq",
+        "time",
+        "case_id",
+        "actor",
+        "action",
+        "item_id",
+        "details",
+        "prev_sha256",
+        "signer",
+        "signature",
     }
     assert first["seq"] == 1
     assert first["prev_sha256"] == genesis_hash(CASE)
@@ -200,8 +208,10 @@ def test_invalid_torn_tail(valid_lines: list[bytes]) -> None:
     torn = valid_lines[4][:40]
     data = b"".join(valid_lines[:4]) + torn
     problems = _problems(data)
-    assert problems == [f"line 5: torn line of {len(torn)} bytes with no newline "
-                        "(an interrupted write, or text appended by hand)"]
+    assert problems == [
+        f"line 5: torn line of {len(torn)} bytes with no newline "
+        "(an interrupted write, or text appended by hand)"
+    ]
     lines, tail = split_log(data)
     assert len(lines) == 4 and tail == torn
 
@@ -254,12 +264,26 @@ def test_cut_off_tail_is_invisible_to_the_chain_alone(valid_lines: list[bytes]) 
 
 def test_clock_going_backwards_is_a_warning_not_a_failure(signer: Signer) -> None:
     first = build_entry(
-        case_id=CASE, prev_line=None, seq=1, time=TIMES[5], actor="a", action="note",
-        item_id=None, details={}, signer=signer,
+        case_id=CASE,
+        prev_line=None,
+        seq=1,
+        time=TIMES[5],
+        actor="a",
+        action="note",
+        item_id=None,
+        details={},
+        signer=signer,
     )
     second = build_entry(
-        case_id=CASE, prev_line=first, seq=2, time=TIMES[1], actor="a", action="note",
-        item_id=None, details={}, signer=signer,
+        case_id=CASE,
+        prev_line=first,
+        seq=2,
+        time=TIMES[1],
+        actor="a",
+        action="note",
+        item_id=None,
+        details={},
+        signer=signer,
     )
     report = verify_chain(CASE, first + second)
     assert report.ok
@@ -282,23 +306,51 @@ def test_append_position(valid_lines: list[bytes]) -> None:
 def test_build_entry_refuses_to_chain_onto_damage(valid_lines: list[bytes], signer: Signer) -> None:
     with pytest.raises(CustodyLogDamaged):
         build_entry(
-            case_id=CASE, prev_line=b"not json", seq=2, time=TIMES[1], actor="a",
-            action="note", item_id=None, details={}, signer=signer,
+            case_id=CASE,
+            prev_line=b"not json",
+            seq=2,
+            time=TIMES[1],
+            actor="a",
+            action="note",
+            item_id=None,
+            details={},
+            signer=signer,
         )
     with pytest.raises(ValueError, match="does not follow"):
         build_entry(
-            case_id=CASE, prev_line=valid_lines[4], seq=9, time=TIMES[1], actor="a",
-            action="note", item_id=None, details={}, signer=signer,
+            case_id=CASE,
+            prev_line=valid_lines[4],
+            seq=9,
+            time=TIMES[1],
+            actor="a",
+            action="note",
+            item_id=None,
+            details={},
+            signer=signer,
         )
     with pytest.raises(ValueError, match="seq 1"):
         build_entry(
-            case_id=CASE, prev_line=None, seq=2, time=TIMES[1], actor="a",
-            action="note", item_id=None, details={}, signer=signer,
+            case_id=CASE,
+            prev_line=None,
+            seq=2,
+            time=TIMES[1],
+            actor="a",
+            action="note",
+            item_id=None,
+            details={},
+            signer=signer,
         )
     with pytest.raises(TypeError, match="float"):
         build_entry(
-            case_id=CASE, prev_line=None, seq=1, time=TIMES[1], actor="a",
-            action="note", item_id=None, details={"ratio": 0.5}, signer=signer,
+            case_id=CASE,
+            prev_line=None,
+            seq=1,
+            time=TIMES[1],
+            actor="a",
+            action="note",
+            item_id=None,
+            details={"ratio": 0.5},
+            signer=signer,
         )
 
 
@@ -306,8 +358,15 @@ def test_appended_entry_extends_a_valid_chain(valid_lines: list[bytes], signer: 
     data = b"".join(valid_lines)
     prev, seq = append_position(CASE, data)
     line = build_entry(
-        case_id=CASE, prev_line=prev, seq=seq, time=TIMES[7], actor=signer.operator,
-        action="transferred", item_id=None, details={"to": "DS Smith"}, signer=signer,
+        case_id=CASE,
+        prev_line=prev,
+        seq=seq,
+        time=TIMES[7],
+        actor=signer.operator,
+        action="transferred",
+        item_id=None,
+        details={"to": "DS Smith"},
+        signer=signer,
     )
     report = verify_chain(CASE, data + line)
     assert report.ok and report.entries == 6

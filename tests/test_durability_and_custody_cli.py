@@ -29,9 +29,22 @@ def test_sigkill_mid_capture_leaves_no_complete_item_and_is_reported(
 ) -> None:
     case_id = cli.new_case()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "osint_capture", "--home", str(cli.home), "capture",
-         site.url("/post/1/media?mib=64"), "--case", case_id, "--allow-private-network"],
-        env=cli.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "osint_capture",
+            "--home",
+            str(cli.home),
+            "capture",
+            site.url("/post/1/media?mib=64"),
+            "--case",
+            case_id,
+            "--allow-private-network",
+        ],
+        env=cli.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     staging_root = cli.home / case_id / "items"
     deadline = time.monotonic() + 60
@@ -51,7 +64,9 @@ def test_sigkill_mid_capture_leaves_no_complete_item_and_is_reported(
     cleaned = cli.ok("case", "clean", case_id)
     assert "removed" in cleaned.stdout
     assert not list(staging_root.glob(".staging-*"))
-    events = [json.loads(x) for x in (cli.home / case_id / "custody.jsonl").read_bytes().splitlines()]
+    events = [
+        json.loads(x) for x in (cli.home / case_id / "custody.jsonl").read_bytes().splitlines()
+    ]
     assert events[-1]["action"] == "leftover-removed"
     assert "leftover" not in cli.ok("case", "show", case_id).stderr
 
@@ -71,11 +86,20 @@ def test_eight_concurrent_transfers_all_land_with_the_chain_intact(
 ) -> None:
     case_id, item_id = item
     with ThreadPoolExecutor(max_workers=8) as pool:
-        procs = list(pool.map(
-            lambda n: cli.run("custody", "transfer", item_id, "--to", f"Evidence tech {n}",
-                              "--reason", f"lab examination {n}"),
-            range(8),
-        ))
+        procs = list(
+            pool.map(
+                lambda n: cli.run(
+                    "custody",
+                    "transfer",
+                    item_id,
+                    "--to",
+                    f"Evidence tech {n}",
+                    "--reason",
+                    f"lab examination {n}",
+                ),
+                range(8),
+            )
+        )
     assert [p.returncode for p in procs] == [0] * 8, [p.stderr for p in procs]
     data = (cli.home / case_id / "custody.jsonl").read_bytes()
     report = verify_chain(case_id, data)
@@ -92,7 +116,13 @@ def test_eight_concurrent_transfers_all_land_with_the_chain_intact(
 @pytest.mark.browser
 def test_note_and_torn_line_then_repair(cli: Cli, item: tuple[str, str]) -> None:
     case_id, item_id = item
-    cli.ok("custody", "note", item_id, "--text", "Screenshot shown to the victim's mother; she confirmed the account.")
+    cli.ok(
+        "custody",
+        "note",
+        item_id,
+        "--text",
+        "Screenshot shown to the victim's mother; she confirmed the account.",
+    )
     log = cli.home / case_id / "custody.jsonl"
     intact = log.read_bytes()
     with open(log, "ab") as fh:  # a crash in the middle of an append
@@ -133,8 +163,11 @@ def test_keys_show_and_export(cli: Cli, tmp_path: Path) -> None:
 def test_demo_runs_and_verifies(cli: Cli, tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "osint_capture", "--home", str(tmp_path / "demo"), "demo"],
-        capture_output=True, text=True, env={**cli.env, "OSINT_CAPTURE_KEY_DIR": str(tmp_path / "k")},
-        timeout=240, check=False,
+        capture_output=True,
+        text=True,
+        env={**cli.env, "OSINT_CAPTURE_KEY_DIR": str(tmp_path / "k")},
+        timeout=240,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert "Verified" in proc.stdout

@@ -33,8 +33,13 @@ pytestmark = [
 ]
 
 
-def _cert(subject: str, issuer_key: ec.EllipticCurvePrivateKey, key: ec.EllipticCurvePrivateKey,
-          issuer: x509.Name | None, ca: bool) -> x509.Certificate:
+def _cert(
+    subject: str,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Name | None,
+    ca: bool,
+) -> x509.Certificate:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     now = datetime.datetime.now(datetime.UTC)
     builder = (
@@ -70,15 +75,32 @@ def tls_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SampleS
     (d / "leaf.pem").write_bytes(
         leaf.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM)
     )
-    (d / "leaf.key").write_bytes(leaf_key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ))
+    (d / "leaf.key").write_bytes(
+        leaf_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     trusting_home = d / "home"
     nssdb = trusting_home / ".pki" / "nssdb"
     nssdb.mkdir(parents=True)
     subprocess.run(["certutil", "-d", f"sql:{nssdb}", "-N", "--empty-password"], check=True)
-    subprocess.run(["certutil", "-d", f"sql:{nssdb}", "-A", "-t", "C,,", "-n", "testca",
-                    "-i", str(d / "ca.pem")], check=True)
+    subprocess.run(
+        [
+            "certutil",
+            "-d",
+            f"sql:{nssdb}",
+            "-A",
+            "-t",
+            "C,,",
+            "-n",
+            "testca",
+            "-i",
+            str(d / "ca.pem"),
+        ],
+        check=True,
+    )
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(d / "leaf.pem", d / "leaf.key")
     with SampleSite(tls=ctx) as site:
@@ -92,8 +114,15 @@ def test_https_capture_records_certificate_chain_and_protocol(
     case_id = cli.new_case()
     url = site.url("/post/1")
     assert url.startswith("https://")
-    proc = cli.run("capture", url, "--case", case_id, "--allow-private-network", "--json",
-                   env={"HOME": str(home)})
+    proc = cli.run(
+        "capture",
+        url,
+        "--case",
+        case_id,
+        "--allow-private-network",
+        "--json",
+        env={"HOME": str(home)},
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     prov = json.loads(Path(data["manifest"]).read_bytes())["provenance"]
@@ -115,8 +144,14 @@ def test_untrusted_certificate_is_never_captured(
 ) -> None:
     site, _ = tls_site
     case_id = cli.new_case()
-    proc = cli.run("capture", site.url("/post/1"), "--case", case_id, "--allow-private-network",
-                   env={"HOME": str(tmp_path)})
+    proc = cli.run(
+        "capture",
+        site.url("/post/1"),
+        "--case",
+        case_id,
+        "--allow-private-network",
+        env={"HOME": str(tmp_path)},
+    )
     assert proc.returncode == 4
     assert "CERT" in proc.stderr.upper()
     items = cli.home / case_id / "items"

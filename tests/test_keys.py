@@ -161,8 +161,16 @@ def test_exported_public_key_verifies_with_openssl(key_home: Path, tmp_path: Pat
     (tmp_path / "manifest.json.sig").write_bytes(signer.sign(data.read_bytes()))
     pub = keys.export_public_key(tmp_path / "pub.pem")
     result = subprocess.run(
-        [OPENSSL, "dgst", "-sha256", "-verify", str(pub), "-signature",
-         str(tmp_path / "manifest.json.sig"), str(data)],
+        [
+            OPENSSL,
+            "dgst",
+            "-sha256",
+            "-verify",
+            str(pub),
+            "-signature",
+            str(tmp_path / "manifest.json.sig"),
+            str(data),
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -77,8 +77,14 @@ def test_non_public_addresses_are_refused(cli: Cli, url: str, reason: str) -> No
 
 
 @pytest.mark.parametrize(
-    "url", ["file:///etc/passwd", "javascript:alert(1)", "data:text/html,hi", "ftp://127.0.0.1/x",
-            "chrome://settings"]
+    "url",
+    [
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "data:text/html,hi",
+        "ftp://127.0.0.1/x",
+        "chrome://settings",
+    ],
 )
 def test_other_schemes_are_refused(cli: Cli, url: str) -> None:
     case_id = cli.new_case()
@@ -89,8 +95,12 @@ def test_other_schemes_are_refused(cli: Cli, url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["http://user:secret@127.0.0.1:9/post", "http://user@127.0.0.1:9/",
-            "http://127.0.0.1:9\\@example.com/"]
+    "url",
+    [
+        "http://user:secret@127.0.0.1:9/post",
+        "http://user@127.0.0.1:9/",
+        "http://127.0.0.1:9\\@example.com/",
+    ],
 )
 def test_credentials_in_the_url_are_refused(cli: Cli, url: str) -> None:
     case_id = cli.new_case()
@@ -179,10 +189,16 @@ def test_noindex_directives_are_recorded(cli: Cli, site: SampleSite) -> None:
 
 
 def _signals(**kw: Any) -> PageSignals:
-    base: dict[str, Any] = dict(url="https://social.example/post/1", title="Post", status=200,
-                                redirect_chain=("https://social.example/post/1",),
-                                password_fields=0, visible_text_length=5000, form_text="",
-                                challenge_markers=())
+    base: dict[str, Any] = dict(
+        url="https://social.example/post/1",
+        title="Post",
+        status=200,
+        redirect_chain=("https://social.example/post/1",),
+        password_fields=0,
+        visible_text_length=5000,
+        form_text="",
+        challenge_markers=(),
+    )
     base.update(kw)
     return PageSignals(**base)
 
@@ -197,9 +213,15 @@ def test_page_that_is_mostly_a_password_form_is_a_wall() -> None:
 
 
 def test_redirect_to_login_is_a_wall() -> None:
-    reason = inspect_page(_signals(url="https://social.example/accounts/login/?next=/p",
-                                   redirect_chain=("https://social.example/p",
-                                                   "https://social.example/accounts/login/?next=/p")))
+    reason = inspect_page(
+        _signals(
+            url="https://social.example/accounts/login/?next=/p",
+            redirect_chain=(
+                "https://social.example/p",
+                "https://social.example/accounts/login/?next=/p",
+            ),
+        )
+    )
     assert reason is not None and "login" in reason
 
 

@@ -89,8 +89,15 @@ def test_openssl_can_open_the_encrypted_key_with_the_passphrase(tmp_path: Path) 
     key = generate_private_key()
     (tmp_path / "key.pem").write_bytes(encrypt_private_key(key, "correct horse"))
     result = subprocess.run(
-        [OPENSSL, "pkey", "-in", str(tmp_path / "key.pem"), "-passin", "pass:correct horse",
-         "-pubout"],
+        [
+            OPENSSL,
+            "pkey",
+            "-in",
+            str(tmp_path / "key.pem"),
+            "-passin",
+            "pass:correct horse",
+            "-pubout",
+        ],
         capture_output=True,
         text=True,
         check=False,

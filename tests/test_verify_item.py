@@ -163,16 +163,27 @@ def _make_capture(
     manifest_sha256 = hashlib.sha256(manifest).hexdigest()
     lines = [
         build_entry(
-            case_id=CASE, prev_line=None, seq=1, time="2026-11-25T11:00:00.000000Z",
-            actor=signer.operator, action="case-opened", item_id=None, details={},
+            case_id=CASE,
+            prev_line=None,
+            seq=1,
+            time="2026-11-25T11:00:00.000000Z",
+            actor=signer.operator,
+            action="case-opened",
+            item_id=None,
+            details={},
             signer=signer,
         )
     ]
     if record_in_log:
         lines.append(
             build_entry(
-                case_id=CASE, prev_line=lines[-1], seq=2, time="2026-11-25T12:00:06.000000Z",
-                actor=signer.operator, action="captured", item_id=ITEM,
+                case_id=CASE,
+                prev_line=lines[-1],
+                seq=2,
+                time="2026-11-25T12:00:06.000000Z",
+                actor=signer.operator,
+                action="captured",
+                item_id=ITEM,
                 details={"manifest_sha256": manifest_sha256, "url": POST_URL},
                 signer=signer,
             )
@@ -216,7 +227,10 @@ def test_valid_manifest_content(valid_capture: Capture, signer: Signer) -> None:
     document = load_manifest((valid_capture.item_dir / "manifest.json").read_bytes())
     assert document["manifest_format"] == MANIFEST_FORMAT
     assert [f["path"] for f in document["files"]] == [
-        "assets/manifest.json", "capture.warc.gz", "page.pdf", "screenshot.png",
+        "assets/manifest.json",
+        "capture.warc.gz",
+        "page.pdf",
+        "screenshot.png",
     ]
     assert document["signer"]["fingerprint"] == signer.fingerprint
     assert document["signer"]["algorithm"] == "ECDSA-P384-SHA256"
@@ -231,10 +245,19 @@ def test_valid_manifest_signature_verifies_with_openssl(
     pub = tmp_path / "pub.pem"
     pub.write_text(document["signer"]["public_key"])
     result = subprocess.run(
-        [OPENSSL, "dgst", "-sha256", "-verify", str(pub), "-signature",
-         str(valid_capture.item_dir / "manifest.json.sig"),
-         str(valid_capture.item_dir / "manifest.json")],
-        capture_output=True, text=True, check=False,
+        [
+            OPENSSL,
+            "dgst",
+            "-sha256",
+            "-verify",
+            str(pub),
+            "-signature",
+            str(valid_capture.item_dir / "manifest.json.sig"),
+            str(valid_capture.item_dir / "manifest.json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.stdout.strip() == "Verified OK"
 
@@ -392,7 +415,10 @@ def test_invalid_sha1_record_digests_fail_step_6(tmp_path: Path, signer: Signer)
     writer = WARCWriter(out, gzip=True, warc_version="WARC/1.1")
     writer.write_record(
         writer.create_warc_record(
-            POST_URL, "resource", payload=io.BytesIO(POST_BODY), length=len(POST_BODY),
+            POST_URL,
+            "resource",
+            payload=io.BytesIO(POST_BODY),
+            length=len(POST_BODY),
             warc_headers_dict={"Content-Type": "text/html"},
         )
     )
@@ -407,7 +433,10 @@ def _empty_resource_warc(block_digest: str) -> bytes:
     writer = WARCWriter(out, gzip=True, warc_version="WARC/1.1")
     writer.write_record(
         writer.create_warc_record(
-            POST_URL, "resource", payload=io.BytesIO(b""), length=0,
+            POST_URL,
+            "resource",
+            payload=io.BytesIO(b""),
+            length=0,
             warc_headers_dict={
                 "WARC-Block-Digest": block_digest,
                 "WARC-Payload-Digest": _sha256(b""),
@@ -503,7 +532,11 @@ def test_build_manifest_validates(tmp_path: Path, signer: Signer) -> None:
 
     def build(files: list[FileEntry], status: str = "complete") -> bytes:
         return build_manifest(
-            item_id=ITEM, case_id=CASE, status=status, provenance={}, files=files,
+            item_id=ITEM,
+            case_id=CASE,
+            status=status,
+            provenance={},
+            files=files,
             signer=signer,
         )
 
@@ -521,8 +554,12 @@ def test_build_manifest_validates(tmp_path: Path, signer: Signer) -> None:
             FileEntry(invalid_path, 1, "0" * 64, "text/plain")
     with pytest.raises(TypeError, match="float"):
         build_manifest(
-            item_id=ITEM, case_id=CASE, status="complete", provenance={"zoom": 1.5},
-            files=[entry], signer=signer,
+            item_id=ITEM,
+            case_id=CASE,
+            status="complete",
+            provenance={"zoom": 1.5},
+            files=[entry],
+            signer=signer,
         )
 
 
@@ -561,7 +598,9 @@ def test_hashing_reader_sees_the_bytes_warcio_parses() -> None:
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "chain_of_custody", *args],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 

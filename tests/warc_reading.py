@@ -30,7 +30,9 @@ def read_warc(path: Path) -> list[Record]:
     with open(path, "rb") as fh:
         for rec in ArchiveIterator(fh, check_digests="raise"):
             http = rec.http_headers
-            body = rec.content_stream().read() if rec.rec_type == "response" else rec.raw_stream.read()
+            body = (
+                rec.content_stream().read() if rec.rec_type == "response" else rec.raw_stream.read()
+            )
             records.append(
                 Record(
                     type=rec.rec_type,
