@@ -505,7 +505,40 @@ def _step5_unlisted(ctx: _Context) -> StepResult:
             rel = _rel(rel_root, name)
             if rel not in listed and not (rel_root == PurePosixPath(".") and name in _UNLISTED_OK):
                 problems.append(f"{rel} is not listed in the manifest")
-    return _result(5, "nothing unlisted", problems)
+    _check_sums(ctx, problems)
+    return _result(5, "nothing unlisted; SHA256SUMS agrees with the manifest", problems)
+
+
+def _check_sums(ctx: _Context, problems: list[str]) -> None:
+    """SHA256SUMS is unsigned convenience for ``sha256sum -c``; it must still agree.
+
+    An edited SHA256SUMS cannot hide a changed file (step 4 checks the signed
+    hashes), but a verifier should not pass an item whose checksum list lies.
+    """
+    sums = ctx.item_dir / SUMS_NAME
+    if not sums.is_file():
+        return
+    expected = {entry.path: entry.sha256 for entry in ctx.files}
+    for name in (MANIFEST_NAME, SIGNATURE_NAME):
+        with contextlib.suppress(OSError):
+            expected[name] = sha256_file(ctx.item_dir / name)[0]
+    seen: dict[str, str] = {}
+    try:
+        text = sums.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{SUMS_NAME} cannot be read: {exc}")
+        return
+    for number, line in enumerate(text.splitlines(), start=1):
+        digest, sep, name = line.partition("  ")
+        if not sep or len(digest) != 64:
+            problems.append(f"{SUMS_NAME} line {number} is not '<sha256>  <file>'")
+            continue
+        seen[name.lstrip("*")] = digest.lower()
+    if seen != expected:
+        wrong = sorted(set(seen) ^ set(expected)) + sorted(
+            n for n in set(seen) & set(expected) if seen[n] != expected[n]
+        )
+        problems.append(f"{SUMS_NAME} disagrees with the manifest for: {', '.join(wrong)}")
 
 
 def _rel(root: PurePosixPath, name: str) -> str:

@@ -95,6 +95,7 @@ class CaptureReport:
     partial_reasons: tuple[str, ...]
     resources: int
     blocked: int
+    robots_directives: tuple[str, ...]
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -114,6 +115,7 @@ class CaptureReport:
             "partial_reasons": list(self.partial_reasons),
             "resources": self.resources,
             "blocked_requests": self.blocked,
+            "robots_directives": list(self.robots_directives),
         }
 
 
@@ -180,7 +182,9 @@ def capture_post(
             _refuse(store, case, url, exc.message, signer, operator)
             raise
         access.blocked = [
-            {"url": b.url, "reason": b.reason, "time": b.time} for b in result.blocked
+            {"url": b.url, "reason": b.reason, "time": b.time}
+            for b in result.blocked
+            if b.rule == "access"
         ]
         warc_path = staging.path / WARC_NAME
         warc_records = _write_warc(result, staging.path, warc_path, browser)
@@ -189,7 +193,9 @@ def capture_post(
 
         status = "partial" if result.partial_reasons else "complete"
         entries = _durable_entries(staging.path)
-        provenance = _provenance(result, case, options, browser, access, operator, warc_records)
+        provenance = _json_safe(
+            _provenance(result, case, options, browser, access, operator, warc_records)
+        )
         manifest_bytes = build_manifest(
             item_id=staging.item_id,
             case_id=case_id,
@@ -240,6 +246,9 @@ def capture_post(
         partial_reasons=tuple(result.partial_reasons),
         resources=len(result.exchanges),
         blocked=len(result.blocked),
+        robots_directives=tuple(
+            d for d in ("noarchive", "noindex", "nofollow") if provenance["robots"].get(d)
+        ),
     )
 
 
@@ -354,6 +363,23 @@ def _write_sums(item: Path, entries: list[FileEntry], manifest_sha256: str) -> N
     lines.append(f"{manifest_sha256}  {MANIFEST_NAME}\n")
     lines.append(f"{sig_sha}  {SIGNATURE_NAME}\n")
     _write_durable(item / SUMS_NAME, "".join(sorted(lines, key=lambda s: s[66:])).encode())
+
+
+def _json_safe(value: Any) -> Any:
+    """Page-supplied data (JSON-LD, meta tags) as canonical-JSON values.
+
+    Canonical JSON has no floats, so a page's ``"ratingValue": 4.5`` or a latitude
+    is kept as the string of its decimal form rather than failing the capture.
+    """
+    if isinstance(value, bool) or value is None or isinstance(value, int | str):
+        return value
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return str(value)
 
 
 def _version_of(dist: str) -> str:

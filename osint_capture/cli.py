@@ -44,7 +44,8 @@ app.add_typer(case_app, name="case")
 app.add_typer(keys_app, name="keys")
 app.add_typer(custody_app, name="custody")
 
-_out = Console(highlight=False, soft_wrap=True)
+# markup off: titles, URLs and "[complete]" are data, never Rich markup.
+_out = Console(highlight=False, soft_wrap=True, markup=False)
 
 
 class _State:
@@ -156,7 +157,8 @@ def case_show(case_id: str) -> None:
     items = store.list_items(case_id)
     _out.print(f"{'items':>13}: {len(items)}")
     for item_id in items:
-        _out.print(f"{'':>13}  {item_id}  {_item_summary(store.item_dir(case_id, item_id))}")
+        summary = _item_summary(store.item_dir(case_id, item_id))
+        _out.print(f"{'':>13}  {item_id}  {summary}")
     _report_leftovers(store, case_id)
 
 
@@ -223,7 +225,13 @@ def _item_summary(item_dir: Path) -> str:
     except (OSError, ValueError):
         return "(manifest unreadable)"
     prov = manifest.get("provenance", {})
-    return f"{manifest.get('status')}  {prov.get('final_url') or prov.get('requested_url')}"
+    flags = ""
+    if prov.get("access", {}).get("allow_private_network"):
+        flags += "  [lab only: --allow-private-network]"
+    robots = prov.get("robots", {})
+    flags += "".join(f"  [{d}]" for d in ("noarchive", "noindex") if robots.get(d))
+    url = prov.get("final_url") or prov.get("requested_url")
+    return f"{manifest.get('status')}  {url}{flags}"
 
 
 # -- capture -----------------------------------------------------------------------
@@ -297,11 +305,12 @@ def capture(
         _out.print(f"  screenshot: {report.screenshot}")
     if allow_private_network:
         _out.print(
-            "  [bold]note:[/bold] --allow-private-network was used (lab/test only); "
-            "recorded in the manifest"
+            "  note: --allow-private-network was used (lab/test only); recorded in the manifest"
         )
     for reason in report.partial_reasons:
         _out.print(f"  partial:    {reason}")
+    for directive in report.robots_directives:
+        _out.print(f"  robots:     the page says {directive} (recorded in the manifest)")
 
 
 # -- keys --------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from rich.console import Console
 
 from cases.custody import append_event
 from cases.store import EvidenceStore
+from chain_of_custody.errors import IntegrityError
 from chain_of_custody.timeutil import utc_now
 from chain_of_custody.verify import verify_item
 from osint_capture import keys
@@ -95,11 +96,10 @@ def run_demo(home: Path | None, out: Console) -> None:
         details={"ok": result.ok, "manifest_sha256": report.manifest_sha256},
         signer=signer,
     )
-    out.print(
-        "Verified: the item is exactly what was captured."
-        if result.ok
-        else "[bold red]Verification failed[/bold red]"
-    )
+    if not result.ok:
+        shutil.rmtree(key_dir, ignore_errors=True)
+        raise IntegrityError(f"the demo item {report.item_dir} failed verification")
+    out.print("Verified: the item is exactly what was captured.")
     out.print(
         "Check it without this tool:  cd ITEM && sha256sum -c SHA256SUMS && "
         "warcio check archive.warc.gz"

@@ -46,7 +46,7 @@ def run_doctor(browser: Path | None, out: Console) -> list[str]:
     except OsintCaptureError as exc:
         problems.append(exc.one_line())
     for problem in problems:
-        out.print(f"[bold red]missing:[/bold red] {problem}")
+        out.print(f"missing: {problem}", style="bold red")
     if not problems:
         out.print("ready to capture")
     return problems

@@ -391,6 +391,13 @@ async def run_capture(
             await context.close()
         finally:
             await chromium.close()
+    gated = [b for b in result.blocked if b.rule == "access"]
+    if gated:
+        # Something the page asked for was not fetched: the capture is not the whole page.
+        result.partial_reasons.append(
+            f"{len(gated)} request(s) blocked by the lawful-access rules, first: "
+            f"{gated[0].url} ({gated[0].reason})"
+        )
     for ex in result.exchanges:
         if ex.truncated and not ex.is_redirect and not ex.canceled:
             result.partial_reasons.append(f"response body incomplete ({ex.truncated}): {ex.url}")
@@ -721,7 +728,7 @@ async def _metadata_step(
     main = result.main_exchange
     if main is not None and urlsplit(main.url).scheme == "https":
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(main.url))
-        tls: dict[str, Any] = {"origin": origin, "protocol": main.protocol}
+        tls: dict[str, Any] = {"origin": origin, "http_protocol": main.protocol}
         details = main.security_details or {}
         for key in (
             "protocol",

@@ -185,8 +185,18 @@ def robots_verdict(
 ) -> tuple[dict[str, Any], str | None]:
     """Rule 6: the robots.txt verdict for ``url``; a refusal only when respected."""
     if text is None:
-        verdict = "no robots.txt" if status in (404, 410) else "robots.txt unavailable"
-        return {"verdict": verdict, "allowed": True}, None
+        if status is not None and 400 <= status < 500:
+            # RFC 9309 2.3.1.3: an unavailable robots.txt (4xx) allows everything.
+            return {"verdict": "no robots.txt", "allowed": True, "enforced": respect}, None
+        # RFC 9309 2.3.1.4: unreachable (5xx, network error) means assume complete disallow.
+        record = {"verdict": "robots.txt unreachable", "allowed": False, "enforced": respect}
+        if respect:
+            return record, (
+                f"robots.txt could not be fetched (HTTP {status})"
+                if status
+                else "robots.txt could not be fetched"
+            ) + " and --respect-robots treats an unreachable robots.txt as disallow-all"
+        return record, None
     parser = urllib.robotparser.RobotFileParser()
     parser.parse(text.splitlines())
     allowed = parser.can_fetch("*", url)

@@ -27,10 +27,11 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from chain_of_custody.timeutil import utc_now
+from chain_of_custody.timeutil import format_utc, utc_now
 
 __all__ = [
     "BlockedRequest",
@@ -102,6 +103,7 @@ class BlockedRequest:
     url: str
     reason: str
     time: str
+    rule: str  # "access" (lawful-access rules) or "size-limit"
 
 
 class _BodySink:
@@ -229,7 +231,10 @@ class Recorder:
 
     def _on_request_will_be_sent(self, params: dict[str, Any]) -> None:
         network_id = params["requestId"]
+        wall = params.get("wallTime")
         self._request_info[network_id] = {
+            # when this hop was sent, by the browser's clock (a redirect hop overwrites it)
+            "sent": format_utc(datetime.fromtimestamp(wall, UTC)) if wall else utc_now(),
             "url": params["request"]["url"],
             "headers": params["request"].get("headers", {}),
         }
@@ -347,12 +352,13 @@ class Recorder:
         request_id = params["requestId"]
         url = params["request"]["url"]
         reason: str | None = None
+        rule = "access"
         if self.size_limit_reached:
-            reason = "size limit reached; no further requests"
+            reason, rule = "size limit reached; no further requests", "size-limit"
         elif self._gate is not None:
             reason = await self._gate(url)
         if reason is not None:
-            self.blocked.append(BlockedRequest(url=url, reason=reason, time=utc_now()))
+            self.blocked.append(BlockedRequest(url=url, reason=reason, time=utc_now(), rule=rule))
             await self._cdp.send(
                 "Fetch.failRequest", {"requestId": request_id, "errorReason": "BlockedByClient"}
             )
@@ -372,7 +378,7 @@ class Recorder:
             resource_type=params.get("resourceType", "Other"),
             request_headers=dict(request.get("headers", {})),
             request_body=post.encode("utf-8") if isinstance(post, str) else None,
-            request_time=utc_now(),
+            request_time=self._request_info.get(network_id, {}).get("sent") or utc_now(),
             status=int(params["responseStatusCode"]),
             status_text=params.get("responseStatusText", "") or "",
             response_headers=[(h["name"], h["value"]) for h in params.get("responseHeaders", [])],

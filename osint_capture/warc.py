@@ -2,8 +2,9 @@
 
 Digests are ``sha256:`` followed by lowercase hex (the form ``sha256sum``
 prints); ``warcio check`` accepts it. Bodies are streamed from the recorder's
-files; the payload digest was computed while the bytes arrived, so each body is
-read once for the block digest and once to write it.
+files. A response's payload digest was computed while its bytes arrived, so each
+body is read twice here: once for the block digest (HTTP headers + body), once
+to write it. Renderings (screenshot, PDF …) are read three times; they are small.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class CaptureWarc:
         body: Path | bytes | None,
         extra: dict[str, str],
         content_type: str = "",
+        payload_sha256: str | None = None,
     ) -> ArchiveRecordRef:
         header_bytes = b""
         if http_headers is not None:
@@ -96,7 +98,9 @@ class CaptureWarc:
         warc_headers: dict[str, str] = {"WARC-Date": warc_date(date)}
         warc_headers.update(extra)
         # Payload and block digests: computed here so they are SHA-256, not warcio's SHA-1.
-        warc_headers["WARC-Payload-Digest"] = _hex_digest(body_bytes)
+        warc_headers["WARC-Payload-Digest"] = (
+            "sha256:" + payload_sha256 if payload_sha256 else _hex_digest(body_bytes)
+        )
         warc_headers["WARC-Block-Digest"] = _hex_digest(header_bytes, body_bytes)
         stream: IO[bytes] = (
             open(body_bytes, "rb")  # noqa: SIM115 - closed below
@@ -178,6 +182,7 @@ class CaptureWarc:
             body=ex.body_path,
             extra=resp_extra,
             content_type="application/http; msgtype=response",
+            payload_sha256=ex.body_sha256 if ex.body_path is not None else None,
         )
         req_extra = dict(common)
         req_extra["WARC-Concurrent-To"] = response.record_id

@@ -224,6 +224,9 @@ def test_manifest_post_metadata_and_robots(manifest: dict[str, Any]) -> None:
     assert p["robots"]["x_robots_tag"] == ["noarchive"]
     assert p["robots"]["meta_robots"] == ["noarchive"]
     assert p["robots"]["robots_txt"]["verdict"] == "allowed"
+    # decimal numbers from the page are kept as their decimal strings (canonical JSON)
+    (ld,) = p["page"]["json_ld"]
+    assert ld["contentLocation"]["geo"]["latitude"] == "31.3271"
 
 
 def test_signature_verifies_with_openssl(

@@ -183,6 +183,9 @@ def test_noindex_directives_are_recorded(cli: Cli, site: SampleSite) -> None:
     robots = json.loads(Path(data["manifest"]).read_bytes())["provenance"]["robots"]
     assert robots["noindex"] is True and robots["nofollow"] is True
     assert robots["x_robots_tag"] == ["noindex"]
+    assert {"noindex", "nofollow"} <= set(data["robots_directives"])
+    shown = cli.ok("case", "show", case_id).stdout
+    assert "[noindex]" in shown and "[lab only: --allow-private-network]" in shown
 
 
 # -- the rules as pure logic ---------------------------------------------------------
@@ -233,6 +236,10 @@ def test_robots_verdicts() -> None:
     assert refusal is not None
     verdict, refusal = robots_verdict(None, 404, "https://s.example/x", respect=True)
     assert verdict["verdict"] == "no robots.txt" and refusal is None
+    verdict, refusal = robots_verdict(None, 503, "https://s.example/x", respect=True)
+    assert verdict["allowed"] is False and refusal is not None and "unreachable" in refusal
+    verdict, refusal = robots_verdict(None, None, "https://s.example/x", respect=False)
+    assert verdict["verdict"] == "robots.txt unreachable" and refusal is None
 
 
 @pytest.mark.parametrize(

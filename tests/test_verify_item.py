@@ -308,9 +308,29 @@ def test_invalid_extra_file_fails_step_5(valid_capture: Capture) -> None:
     assert report.step(5).problems == ("assets/planted.js is not listed in the manifest",)
 
 
-def test_sha256sums_next_to_the_manifest_is_allowed(valid_capture: Capture) -> None:
-    (valid_capture.item_dir / "SHA256SUMS").write_text("…\n")
+def _write_sums(item_dir: Path) -> Path:
+    import hashlib
+
+    lines = []
+    for path in sorted(p for p in item_dir.rglob("*") if p.is_file()):
+        rel = path.relative_to(item_dir).as_posix()
+        lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {rel}\n")
+    sums = item_dir / "SHA256SUMS"
+    sums.write_text("".join(lines))
+    return sums
+
+
+def test_valid_sha256sums_next_to_the_manifest_is_allowed(valid_capture: Capture) -> None:
+    _write_sums(valid_capture.item_dir)
     assert verify_item(valid_capture.item_dir).ok
+
+
+def test_invalid_sha256sums_that_disagrees_fails_step_5(valid_capture: Capture) -> None:
+    sums = _write_sums(valid_capture.item_dir)
+    sums.write_text(sums.read_text().replace("page.pdf", "page.PDF"))
+    report = verify_item(valid_capture.item_dir)
+    assert _failed_steps(report) == [5]
+    assert "SHA256SUMS disagrees" in report.step(5).detail
 
 
 def test_invalid_symlink_in_item_fails_step_5(valid_capture: Capture, tmp_path: Path) -> None:

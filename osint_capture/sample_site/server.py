@@ -580,6 +580,12 @@ def _render_post(base_url: str) -> bytes:
             "alternateName": POST_HANDLE,
             "url": f"{base_url}/user/dana",
         },
+        # Real posts carry decimal numbers (places, ratings): the manifest must cope.
+        "contentLocation": {
+            "@type": "Place",
+            "name": "Pine St station",
+            "geo": {"@type": "GeoCoordinates", "latitude": 31.3271, "longitude": -89.2903},
+        },
         "interactionStatistic": [
             {
                 "@type": "InteractionCounter",
