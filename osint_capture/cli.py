@@ -56,9 +56,23 @@ def _store() -> EvidenceStore:
     return EvidenceStore(resolve_home(_State.home))
 
 
+def _check_key_location() -> None:
+    """The evidence home may be a shared drive: the private key never lives in it."""
+    from osint_capture import keys
+
+    home = resolve_home(_State.home)
+    key_dir = keys.key_dir().absolute()
+    if key_dir == home or home in key_dir.parents:
+        raise SigningKeyError(
+            f"the signing key folder {key_dir} is inside the evidence home {home}",
+            hint="keys never live with the evidence; set OSINT_CAPTURE_KEY_DIR elsewhere",
+        )
+
+
 def _signer() -> Signer:
     from osint_capture import keys
 
+    _check_key_location()
     info = keys.key_info()  # raises with a hint naming `keys init` when there is none
     passphrase = keys.passphrase_from_env()
     if passphrase is None:
@@ -291,6 +305,7 @@ def capture(
     store = _store()
     store.get_case(case)  # a missing case is a usage error before anything else
     signer = _signer()  # no key: stop before the browser starts
+    _report_leftovers(store, case)
     choice = find_browser(browser)
     report = capture_post(store, case, url, options, signer=signer, browser=choice)
     if as_json:
@@ -323,6 +338,7 @@ def keys_init(
     """Create the ECDSA P-384 signing key (encrypted with a passphrase)."""
     from osint_capture import keys
 
+    _check_key_location()
     passphrase = keys.passphrase_from_env()
     if passphrase is None:
         if not sys.stdin.isatty():
@@ -465,6 +481,67 @@ def custody_log(case_id: str, as_json: Annotated[bool, typer.Option("--json")] =
             f"#{event['seq']} {event['time']} {event['actor']}: {event['action']} "
             f"{event.get('item_id') or ''}"
         )
+
+
+# -- verify ------------------------------------------------------------------------
+
+
+@app.command()
+def verify(
+    item_id: Annotated[str, typer.Argument(help="The item to check (its ID).")],
+    trust: Annotated[
+        list[str] | None,
+        typer.Option("--trust", help="Accept only this signer fingerprint (repeatable)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Check an item against its signed manifest and the custody log, and log the check.
+
+    The same checks run without this tool: `python -m chain_of_custody verify ITEM_DIR`.
+    """
+    from chain_of_custody.errors import IntegrityError
+    from chain_of_custody.verify import verify_item
+
+    signer = _signer()  # the examination is itself a custody event
+    store = _store()
+    case_id, item_dir = _find_item(store, item_id)
+    report = verify_item(item_dir, trusted_fingerprints=trust or None)
+    manifest = item_dir / "manifest.json"
+    details: dict[str, Any] = {
+        "ok": report.ok,
+        "failed_steps": [s.number for s in report.steps if not s.ok],
+    }
+    if manifest.is_file():
+        import hashlib
+
+        details["manifest_sha256"] = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    append_event(
+        store.case_dir(case_id),
+        case_id=case_id,
+        actor=signer.operator,
+        action="verified",
+        item_id=item_id,
+        details=details,
+        signer=signer,
+    )
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        for step in report.steps:
+            _out.print(
+                f"  {'ok  ' if step.ok else 'FAIL'} {step.number}. {step.name}: {step.detail}"
+            )
+        summary = _item_summary(item_dir)
+        _out.print(f"item {item_id}: {summary}")
+    if not report.ok:
+        failed = report.first_failure
+        raise IntegrityError(
+            f"item {item_id} failed verification"
+            + (f" at step {failed.number} ({failed.name})" if failed else ""),
+            hint="preserve the item as it is; the failed check is logged in the custody log",
+        )
+    if not as_json:
+        _out.print("VERIFIED: the item is exactly what was captured and signed.")
 
 
 # -- doctor and demo -----------------------------------------------------------------

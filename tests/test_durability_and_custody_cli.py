@@ -174,3 +174,37 @@ def test_demo_runs_and_verifies(cli: Cli, tmp_path: Path) -> None:
     items = list((tmp_path / "demo").glob("DEMO-*/items/*/manifest.json"))
     assert len(items) == 1
     assert not (tmp_path / "k").exists(), "the demo never touches the operator's key folder"
+
+
+@pytest.mark.browser
+def test_verify_command_logs_the_examination_and_catches_tampering(
+    cli: Cli, site: SampleSite
+) -> None:
+    case_id = cli.new_case("gang-activity")
+    proc, data = cli.capture(site.url("/post/1"), case_id)
+    assert proc.returncode == 0, proc.stderr
+    assert data is not None
+    item_id = data["item_id"]
+    ok = cli.ok("verify", item_id)
+    assert "VERIFIED" in ok.stdout
+    assert "lab only" in ok.stdout, "the lab flag shows in every report"
+    text = Path(data["item_dir"]) / "text.txt"
+    text.write_bytes(text.read_bytes().replace(b"Jordan", b"Jorden", 1))
+    bad = cli.run("verify", item_id, "--json")
+    assert bad.returncode == 1
+    report = json.loads(bad.stdout)
+    assert report["ok"] is False
+    assert [s["number"] for s in report["steps"] if not s["ok"]] == [4]
+    assert len(bad.stderr.strip().splitlines()) == 1
+    events = json.loads(cli.ok("custody", "show", item_id, "--json").stdout)
+    verified = [e for e in events if e["action"] == "verified"]
+    assert [e["details"]["ok"] for e in verified] == [True, False]
+    assert verified[1]["details"]["failed_steps"] == [4]
+
+
+def test_key_folder_inside_the_evidence_home_is_refused(cli: Cli) -> None:
+    inside = cli.home / "keys-here"
+    proc = cli.run("keys", "init", "--operator", "X", env={"OSINT_CAPTURE_KEY_DIR": str(inside)})
+    assert proc.returncode == 2
+    assert "inside the evidence home" in proc.stderr
+    assert not inside.exists()
