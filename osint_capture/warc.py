@@ -10,6 +10,7 @@ to write it. Renderings (screenshot, PDF …) are read three times; they are sma
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,8 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20
+_SAMPLE = 1 << 20
+_DEFAULT_LEVEL = 6
 # Headers that describe the bytes on the wire, not the decoded bytes Chromium hands over.
 _TRANSPORT_HEADERS = {"content-encoding", "content-length", "transfer-encoding"}
 
@@ -58,6 +61,38 @@ def _hex_digest(*parts: bytes | Path) -> str:
     return "sha256:" + h.hexdigest()
 
 
+class _GzipMember:
+    """One gzip member per record (as warcio writes), at a level chosen per record."""
+
+    def __init__(self, out: IO[bytes], level: int) -> None:
+        self._compressor = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS + 16)
+        self._out = out
+
+    def write(self, data: bytes) -> None:
+        self._out.write(self._compressor.compress(data))
+
+    def flush(self) -> None:
+        self._out.write(self._compressor.flush())
+        self._out.flush()
+
+
+def _gzip_level(body: bytes | Path) -> int:
+    """Level 0 (stored) for bodies that do not compress, such as video and images.
+
+    Compressing incompressible media costs ~20 ms per MiB for nothing (measured in
+    docs/PERFORMANCE.md); a trial on the first MiB decides.
+    """
+    if isinstance(body, Path):
+        with open(body, "rb") as fh:
+            sample = fh.read(_SAMPLE)
+    else:
+        sample = body[:_SAMPLE]
+    if len(sample) < 4096:
+        return _DEFAULT_LEVEL
+    trial = zlib.compress(sample, 1)
+    return 0 if len(trial) > 0.95 * len(sample) else _DEFAULT_LEVEL
+
+
 def _status_line(status: int, text: str) -> str:
     return f"{status} {text}".strip() if text else str(status)
 
@@ -66,7 +101,8 @@ class CaptureWarc:
     """A WARC file being written; records are appended in capture order."""
 
     def __init__(self, fh: IO[bytes]) -> None:
-        self._writer = WARCWriter(fh, gzip=True, warc_version="1.1")
+        # gzip=False: each record is wrapped in its own gzip member below.
+        self._writer = WARCWriter(fh, gzip=False, warc_version="1.1")
         self._fh = fh
         self.records: list[ArchiveRecordRef] = []
 
@@ -117,7 +153,9 @@ class CaptureWarc:
                 http_headers=http_headers,
                 warc_content_type=content_type,
             )
-            self._writer.write_record(record)
+            # warcio's own gzip wrapper has a fixed level; write through ours instead.
+            member = _GzipMember(self._fh, _gzip_level(body_bytes))
+            self._writer._write_warc_record(member, record)
             record_id = record.rec_headers.get_header("WARC-Record-ID")
         finally:
             stream.close()
