@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -29,7 +30,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from cases.custody import append_event, check_log_writable
+from cases.custody import append_event, check_log_writable, read_events
 from cases.store import Case, EvidenceStore
 from chain_of_custody.errors import Refused, UsageError
 from chain_of_custody.manifest import MANIFEST_NAME, SIGNATURE_NAME, FileEntry, build_manifest
@@ -44,7 +45,9 @@ __all__ = [
     "WARC_NAME",
     "CaptureReport",
     "capture_post",
+    "log_unlogged_captures",
     "tool_version",
+    "unlogged_items",
 ]
 
 WARC_NAME = "archive.warc.gz"
@@ -250,6 +253,47 @@ def capture_post(
             d for d in ("noarchive", "noindex", "nofollow") if provenance["robots"].get(d)
         ),
     )
+
+
+def unlogged_items(store: EvidenceStore, case_id: str) -> list[str]:
+    """Complete items with no ``captured`` custody entry.
+
+    The entry is appended right after the item is published; a crash between the two
+    leaves a signed item the log does not know. It is reported, never hidden.
+    """
+    logged = {
+        e.get("item_id") for e in read_events(store.case_dir(case_id)) if e["action"] == "captured"
+    }
+    return [item for item in store.list_items(case_id) if item not in logged]
+
+
+def log_unlogged_captures(store: EvidenceStore, case_id: str, signer: Signer) -> list[str]:
+    """Record a ``captured`` entry, marked as recovered, for each unlogged item."""
+    recovered = []
+    for item_id in unlogged_items(store, case_id):
+        item = store.item_dir(case_id, item_id)
+        manifest_bytes = (item / MANIFEST_NAME).read_bytes()
+        manifest = json.loads(manifest_bytes)
+        prov = manifest.get("provenance", {})
+        append_event(
+            store.case_dir(case_id),
+            case_id=case_id,
+            actor=signer.operator,
+            action="captured",
+            item_id=item_id,
+            details={
+                "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
+                "requested_url": prov.get("requested_url"),
+                "final_url": prov.get("final_url"),
+                "status": manifest.get("status"),
+                "files": len(manifest.get("files", [])),
+                "recovered": "logged after an interruption between publishing and logging",
+                "manifest_created": manifest.get("created"),
+            },
+            signer=signer,
+        )
+        recovered.append(item_id)
+    return recovered
 
 
 def _check_connected_addresses(result: EngineResult, access: AccessRecord) -> None:

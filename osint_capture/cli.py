@@ -223,6 +223,14 @@ def case_clean(case_id: str) -> None:
 
 
 def _report_leftovers(store: EvidenceStore, case_id: str) -> None:
+    from osint_capture.capture import unlogged_items
+
+    for item_id in unlogged_items(store, case_id):
+        typer.echo(
+            f"warning: item {item_id} has no 'captured' custody entry (interrupted after "
+            f"publishing). Record it with `osint-capture custody repair {case_id}`.",
+            err=True,
+        )
     leftovers = store.leftovers(case_id)
     for leftover in leftovers:
         typer.echo(
@@ -451,20 +459,29 @@ def custody_note(
 
 @custody_app.command("repair")
 def custody_repair(case_id: str) -> None:
-    """Cut a torn last line (after a crash) off a case's custody log, recording what it removed."""
+    """Repair a case's custody log after a crash.
+
+    Cuts a torn last line off (recording what it removed) and logs the capture of any
+    item an interruption left without its 'captured' entry.
+    """
     signer = _signer()
     store = _store()
     store.get_case(case_id)
     entry = repair_log(
         store.case_dir(case_id), case_id=case_id, actor=signer.operator, signer=signer
     )
-    if entry is None:
-        _out.print("The custody log needed no repair.")
-    else:
+    from osint_capture.capture import log_unlogged_captures
+
+    if entry is not None:
         _out.print(
             f"Repaired: removed {entry['details']['removed_size']} bytes; "
             f"logged as entry #{entry['seq']}."
         )
+    recovered = log_unlogged_captures(store, case_id, signer)
+    for item_id in recovered:
+        _out.print(f"Logged the capture of item {item_id}, which an interruption left unlogged.")
+    if entry is None and not recovered:
+        _out.print("The custody log needed no repair.")
 
 
 @custody_app.command("log")

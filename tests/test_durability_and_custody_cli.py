@@ -208,3 +208,55 @@ def test_key_folder_inside_the_evidence_home_is_refused(cli: Cli) -> None:
     assert proc.returncode == 2
     assert "inside the evidence home" in proc.stderr
     assert not inside.exists()
+
+
+@pytest.mark.browser
+def test_crash_between_publishing_and_logging_is_reported_and_recovered(
+    cli: Cli, site: SampleSite
+) -> None:
+    case_id = cli.new_case()
+    # Crash injection: the process dies at the exact moment it would log the capture.
+    crash_at_logging = (
+        "import os, sys\n"
+        "import osint_capture.capture as capture\n"
+        "real = capture.append_event\n"
+        "def dying(*args, **kwargs):\n"
+        "    if kwargs.get('action') == 'captured':\n"
+        "        os._exit(9)\n"
+        "    return real(*args, **kwargs)\n"
+        "capture.append_event = dying\n"
+        "from osint_capture.cli import main\n"
+        "sys.argv[0] = 'osint-capture'\n"
+        "main()\n"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            crash_at_logging,
+            "--home",
+            str(cli.home),
+            "capture",
+            site.url("/post/1"),
+            "--case",
+            case_id,
+            "--allow-private-network",
+        ],
+        env=cli.env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 9
+    (item,) = _complete_items(cli, case_id)
+    shown = cli.ok("case", "show", case_id)
+    assert "no 'captured' custody entry" in shown.stderr
+    assert cli.run("verify", item.name).returncode == 1, "step 7 finds the gap"
+    repaired = cli.ok("custody", "repair", case_id)
+    assert item.name in repaired.stdout
+    events = json.loads(cli.ok("custody", "show", item.name, "--json").stdout)
+    (captured,) = [e for e in events if e["action"] == "captured"]
+    assert "recovered" in captured["details"]
+    assert cli.run("verify", item.name).returncode == 0
+    assert "no 'captured'" not in cli.ok("case", "show", case_id).stderr
