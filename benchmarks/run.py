@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from osint_capture.browser import chromium_args, find_browser
+from osint_capture.browser import chromium_args, find_browser, sandbox_available
 from osint_capture.sample_site import SampleSite
 
 _PEAK_WRAPPER = (
@@ -64,6 +64,7 @@ async def _plain_drive(url: str) -> float:
         browser = await pw.chromium.launch(
             executable_path=str(choice.executable) if choice.executable else None,
             args=chromium_args(),
+            chromium_sandbox=sandbox_available(),
         )
         page = await browser.new_page(viewport={"width": 1280, "height": 800})
         await page.goto(url, wait_until="networkidle")

@@ -314,10 +314,14 @@ def read_events(case_dir: Path) -> list[dict[str, Any]]:
 
     An absent log reads as empty; a torn tail raises :class:`CustodyLogDamaged`.
     """
-    try:
-        data = (case_dir / CUSTODY_FILE).read_bytes()
-    except FileNotFoundError:
+    if not (case_dir / CUSTODY_FILE).exists():
         return []
+    # Under the lock: a line being appended right now must not look like a torn one.
+    with _locked(case_dir, case_dir.name):
+        try:
+            data = (case_dir / CUSTODY_FILE).read_bytes()
+        except FileNotFoundError:
+            return []
     lines, torn = split_log(data)
     if torn:
         raise CustodyLogDamaged(

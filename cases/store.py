@@ -318,11 +318,13 @@ class ItemStaging:
     def finalized(self) -> bool:
         return self._state == "finalized"
 
-    def finalize(self) -> Path:
+    def finalize(self, *, keep_lock: bool = False) -> Path:
         """Make every file durable, then publish the item under ``items/<ITEM_ID>/``.
 
         The item must already contain ``manifest.json`` and ``manifest.json.sig``: anything
         in ``items/`` without a leading dot is taken to be a complete, signed item.
+        With ``keep_lock`` the staging lock stays held (see :meth:`release`), so others can
+        tell that the publishing process is still at work on the item (logging it).
         """
         self._require_staging()
         for name in (MANIFEST_FILE, MANIFEST_SIG_FILE):
@@ -335,12 +337,19 @@ class ItemStaging:
         os.rename(self.path, self.final_path)
         fsync_dir(self._items_dir)
         self._state = "finalized"
-        self._release_lock()
+        if not keep_lock:
+            self._release_lock()
         return self.final_path
+
+    def release(self) -> None:
+        """Release a lock kept by ``finalize(keep_lock=True)``."""
+        self._release_lock()
 
     def discard(self) -> None:
         """Remove the staging directory and its lock. A no-op once finalized or discarded."""
         if self._state != "staging":
+            if self._state == "finalized":
+                self._release_lock()
             return
         # Still holding the lock while deleting, so nobody mistakes this for a dead capture.
         if self.path.exists():
@@ -548,6 +557,11 @@ class EvidenceStore:
         return lock_file
 
     # -- leftovers of interrupted captures ----------------------------------------------
+
+    def is_being_published(self, case_id: str, item_id: str) -> bool:
+        """True while a live process still holds the item's staging lock (it is logging it)."""
+        lock = self.case_dir(case_id) / ITEMS_DIR / f"{_STAGING_PREFIX}{item_id}{_LOCK_SUFFIX}"
+        return lock.exists() and _lock_is_held(lock)
 
     def leftovers(self, case_id: str) -> list[Leftover]:
         """Staging directories, staging locks and temp files no live process owns."""

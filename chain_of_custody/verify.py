@@ -397,8 +397,32 @@ def _step1_manifest(ctx: _Context) -> StepResult:
         1,
         f"item {manifest['item_id']} of case {manifest['case_id']}, "
         f"{len(files)} files{status}, created {manifest['created']}",
-        [],
+        _identity_problems(ctx.item_dir, manifest),
     )
+
+
+def _case_layout(item_dir: Path) -> Path | None:
+    """The case folder when the item sits at ``<case>/items/<ITEM_ID>``, else None."""
+    item = Path(os.path.abspath(item_dir))
+    case = item.parent.parent
+    if item.parent.name == "items" and (case / "case.json").is_file():
+        return case
+    return None
+
+
+def _identity_problems(item_dir: Path, manifest: Mapping[str, Any]) -> list[str]:
+    # A copied or renamed item must not pass as another: the signed ids must match
+    # where it sits (an item copied out of its case folder is judged on its own).
+    problems = []
+    name = Path(os.path.abspath(item_dir)).name
+    case = _case_layout(item_dir)
+    if case is not None and name != manifest["item_id"]:
+        problems.append(f"the folder is named {name}, the manifest is item {manifest['item_id']}")
+    if case is not None and case.name != manifest["case_id"]:
+        problems.append(
+            f"the item sits in case {case.name}, the manifest names {manifest['case_id']}"
+        )
+    return problems
 
 
 # Step 2 -----------------------------------------------------------------------------
@@ -720,6 +744,9 @@ def _step7_custody(ctx: _Context) -> StepResult:
     assert ctx.manifest is not None
     if ctx.custody is None:
         expected = Path(os.path.abspath(ctx.item_dir)).parent.parent / CUSTODY_LOG_NAME
+        if _case_layout(ctx.item_dir) is not None:
+            # Inside a case folder the log must be there: deleting it must not pass.
+            return _result(7, "", [f"the case's custody log {expected} is missing"])
         return _skipped(7, f"no custody log given or found at {expected}", ok=True)
     log = ctx.custody
     case_id = str(ctx.manifest["case_id"])

@@ -30,6 +30,7 @@ __all__ = [
     "chromium_args",
     "find_browser",
     "os_description",
+    "sandbox_available",
 ]
 
 BROWSER_ENV = "OSINT_CAPTURE_BROWSER"
@@ -110,14 +111,17 @@ def find_browser(option: Path | None = None) -> BrowserChoice:
 
 
 def chromium_args() -> list[str]:
-    """Flags every capture's Chromium runs with.
+    """Flags every capture's Chromium runs with, on top of Playwright's own.
 
     The background-networking flags keep the browser from talking to anyone but the
     page under capture. Site isolation is switched off so that cross-site frames load
     through the page's own network stack, where the recorder sees (and the
-    lawful-access rules check) every request.
+    lawful-access rules check) every request. Pop-ups are refused outright, so they
+    never send a request. No ``--disable-features`` here: Chromium keeps only the
+    last one, and Playwright's list (no HTTPS upgrades, no Google preconnects, no
+    optimisation hints) must stay in force.
     """
-    args = [
+    return [
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
@@ -125,13 +129,15 @@ def chromium_args() -> list[str]:
         "--disable-extensions",
         "--no-first-run",
         "--no-default-browser-check",
-        "--disable-features=IsolateOrigins,site-per-process,Translate,MediaRouter",
         "--disable-site-isolation-trials",
+        "--block-new-web-contents",
+        "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
     ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        # Chromium refuses to start as root with its sandbox on.
-        args.append("--no-sandbox")
-    return args
+
+
+def sandbox_available() -> bool:
+    """Chromium's sandbox refuses to start as root; everywhere else it stays on."""
+    return not (hasattr(os, "geteuid") and os.geteuid() == 0)
 
 
 def os_description() -> str:

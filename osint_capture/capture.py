@@ -32,13 +32,20 @@ from typing import Any
 
 from cases.custody import append_event, check_log_writable, read_events
 from cases.store import Case, EvidenceStore
-from chain_of_custody.errors import Refused, UsageError
+from chain_of_custody.errors import IntegrityError, Refused, UsageError
 from chain_of_custody.manifest import MANIFEST_NAME, SIGNATURE_NAME, FileEntry, build_manifest
 from chain_of_custody.signing import Signer
+from chain_of_custody.verify import verify_item
 from osint_capture.addresses import classify_ip
 from osint_capture.browser import BrowserChoice, os_description
 from osint_capture.engine import CaptureOptions, EngineResult, run_capture
-from osint_capture.lawful import AccessRecord, check_target_url, inspect_page, robots_verdict
+from osint_capture.lawful import (
+    AccessRecord,
+    check_target_url,
+    inspect_page,
+    redact_url,
+    robots_verdict,
+)
 from osint_capture.warc import ArchiveRecordRef, CaptureWarc
 
 __all__ = [
@@ -99,6 +106,7 @@ class CaptureReport:
     resources: int
     blocked: int
     robots_directives: tuple[str, ...]
+    allow_private_network: bool
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -119,6 +127,7 @@ class CaptureReport:
             "resources": self.resources,
             "blocked_requests": self.blocked,
             "robots_directives": list(self.robots_directives),
+            "allow_private_network": self.allow_private_network,
         }
 
 
@@ -131,7 +140,7 @@ def _refuse(
         actor=operator,
         action="capture-refused",
         item_id=None,
-        details={"url": url, "reason": reason},
+        details={"url": redact_url(url), "reason": reason},
         signer=signer,
     )
 
@@ -211,23 +220,28 @@ def capture_post(
         _write_durable(staging.path / SIGNATURE_NAME, signer.sign(manifest_bytes))
         manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
         _write_sums(staging.path, entries, manifest_sha256)
-        final = staging.finalize()
+        # The staging lock stays held until the capture is logged: `custody repair`
+        # must not mistake an item being logged for one an interruption left unlogged.
+        final = staging.finalize(keep_lock=True)
 
-    append_event(
-        case_dir,
-        case_id=case_id,
-        actor=operator,
-        action="captured",
-        item_id=staging.item_id,
-        details={
-            "manifest_sha256": manifest_sha256,
-            "requested_url": url,
-            "final_url": result.final_url,
-            "status": status,
-            "files": len(entries),
-        },
-        signer=signer,
-    )
+        try:
+            append_event(
+                case_dir,
+                case_id=case_id,
+                actor=operator,
+                action="captured",
+                item_id=staging.item_id,
+                details={
+                    "manifest_sha256": manifest_sha256,
+                    "requested_url": url,
+                    "final_url": result.final_url,
+                    "status": status,
+                    "files": len(entries),
+                },
+                signer=signer,
+            )
+        finally:
+            staging.release()
 
     def has(name: str) -> Path | None:
         return (final / name) if (final / name).exists() else None
@@ -249,6 +263,7 @@ def capture_post(
         partial_reasons=tuple(result.partial_reasons),
         resources=len(result.exchanges),
         blocked=len(result.blocked),
+        allow_private_network=options.allow_private_network,
         robots_directives=tuple(
             d for d in ("noarchive", "noindex", "nofollow") if provenance["robots"].get(d)
         ),
@@ -264,7 +279,11 @@ def unlogged_items(store: EvidenceStore, case_id: str) -> list[str]:
     logged = {
         e.get("item_id") for e in read_events(store.case_dir(case_id)) if e["action"] == "captured"
     }
-    return [item for item in store.list_items(case_id) if item not in logged]
+    return [
+        item
+        for item in store.list_items(case_id)
+        if item not in logged and not store.is_being_published(case_id, item)
+    ]
 
 
 def log_unlogged_captures(store: EvidenceStore, case_id: str, signer: Signer) -> list[str]:
@@ -272,7 +291,17 @@ def log_unlogged_captures(store: EvidenceStore, case_id: str, signer: Signer) ->
     recovered = []
     for item_id in unlogged_items(store, case_id):
         item = store.item_dir(case_id, item_id)
+        # Only an intact, signed item of this case is logged; anything else stays
+        # unlogged and keeps failing verification, as it should.
+        check = verify_item(item, custody_log=None)
+        intact = all(step.ok for step in check.steps if step.number != 7)
         manifest_bytes = (item / MANIFEST_NAME).read_bytes()
+        if not intact or json.loads(manifest_bytes).get("case_id") != case_id:
+            raise IntegrityError(
+                f"item {item_id} has no 'captured' entry and does not verify; "
+                "it is not logged automatically",
+                hint=f"examine it with `osint-capture verify {item_id}`",
+            )
         manifest = json.loads(manifest_bytes)
         prov = manifest.get("provenance", {})
         append_event(
@@ -289,6 +318,7 @@ def log_unlogged_captures(store: EvidenceStore, case_id: str, signer: Signer) ->
                 "files": len(manifest.get("files", [])),
                 "recovered": "logged after an interruption between publishing and logging",
                 "manifest_created": manifest.get("created"),
+                "manifest_signer": manifest.get("signer", {}).get("fingerprint"),
             },
             signer=signer,
         )
@@ -409,21 +439,30 @@ def _write_sums(item: Path, entries: list[FileEntry], manifest_sha256: str) -> N
     _write_durable(item / SUMS_NAME, "".join(sorted(lines, key=lambda s: s[66:])).encode())
 
 
-def _json_safe(value: Any) -> Any:
+_MAX_DEPTH = 40
+
+
+def _json_safe(value: Any, depth: int = 0) -> Any:
     """Page-supplied data (JSON-LD, meta tags) as canonical-JSON values.
 
-    Canonical JSON has no floats, so a page's ``"ratingValue": 4.5`` or a latitude
-    is kept as the string of its decimal form rather than failing the capture.
+    A page must never be able to fail a capture through its metadata: canonical JSON
+    has no floats, so a ``"ratingValue": 4.5`` or a latitude is kept as the string of
+    its decimal form; a lone UTF-16 surrogate (not encodable as UTF-8) becomes U+FFFD;
+    structures nested deeper than 40 levels are kept as their JSON text.
     """
-    if isinstance(value, bool) or value is None or isinstance(value, int | str):
+    if isinstance(value, bool) or value is None or isinstance(value, int):
         return value
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     if isinstance(value, float):
         return repr(value)
+    if depth >= _MAX_DEPTH and isinstance(value, dict | list | tuple):
+        return _json_safe(json.dumps(value, default=str)[:65536])
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {_json_safe(str(k)): _json_safe(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return str(value)
+        return [_json_safe(v, depth + 1) for v in value]
+    return _json_safe(str(value))
 
 
 def _version_of(dist: str) -> str:
@@ -455,6 +494,9 @@ def _clock_source() -> dict[str, Any]:
     }
 
 
+_VALUED_DIRECTIVES = {"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"}
+
+
 def _robots_directives(result: EngineResult) -> dict[str, Any]:
     meta_values: list[str] = []
     for key in ("robots", "googlebot"):
@@ -464,11 +506,16 @@ def _robots_directives(result: EngineResult) -> dict[str, Any]:
         header_values = [
             v for k, v in result.main_exchange.response_headers if k.lower() == "x-robots-tag"
         ]
-    tokens = {
-        t.strip().lower()
-        for value in meta_values + header_values
-        for t in value.replace(";", ",").split(",")
-    }
+    tokens: set[str] = set()
+    for value in meta_values + header_values:
+        for raw in value.replace(";", ",").split(","):
+            token = raw.strip().lower()
+            head, colon, tail = token.partition(":")
+            if colon and head.strip() not in _VALUED_DIRECTIVES:
+                token = tail.strip()  # "googlebot: noindex" applies to a named crawler
+            tokens.add(token)
+    if "none" in tokens:
+        tokens |= {"noindex", "nofollow"}
     return {
         "meta_robots": meta_values,
         "x_robots_tag": header_values,
@@ -566,7 +613,10 @@ def _provenance(
             "responses": len(result.exchanges),
             "body_bytes": result.total_bytes,
             "incomplete": incomplete,
-            "blocked": len(result.blocked),
+            "blocked": {
+                rule: sum(1 for b in result.blocked if b.rule == rule)
+                for rule in ("access", "dns", "size-limit")
+            },
             "recorder_errors": result.recorder_errors,
         },
         "contained": {

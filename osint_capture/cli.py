@@ -16,7 +16,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cases.custody import append_event, events_for_item, read_events, repair_log
+from cases.custody import (
+    append_event,
+    check_log_writable,
+    events_for_item,
+    read_events,
+    repair_log,
+)
 from cases.store import CATEGORIES, CATEGORY_DESCRIPTIONS, EvidenceStore, resolve_home
 from chain_of_custody.errors import (
     EXIT_CAPTURE_FAILED,
@@ -60,8 +66,9 @@ def _check_key_location() -> None:
     """The evidence home may be a shared drive: the private key never lives in it."""
     from osint_capture import keys
 
-    home = resolve_home(_State.home)
-    key_dir = keys.key_dir().absolute()
+    # realpath: "..", symlinks and bind paths must not hide the key inside the home.
+    home = Path(os.path.realpath(resolve_home(_State.home)))
+    key_dir = Path(os.path.realpath(keys.key_dir()))
     if key_dir == home or home in key_dir.parents:
         raise SigningKeyError(
             f"the signing key folder {key_dir} is inside the evidence home {home}",
@@ -181,6 +188,8 @@ def case_close(case_id: str) -> None:
     """Close a case: it keeps its evidence and accepts no new captures."""
     signer = _signer()
     store = _store()
+    store.get_case(case_id)
+    check_log_writable(store.case_dir(case_id), case_id=case_id)  # the close must be logged
     case = store.close_case(case_id)
     append_event(
         store.case_dir(case_id),
@@ -200,6 +209,7 @@ def case_clean(case_id: str) -> None:
     signer = _signer()
     store = _store()
     store.get_case(case_id)
+    check_log_writable(store.case_dir(case_id), case_id=case_id)  # every removal is logged
     leftovers = store.leftovers(case_id)
     for leftover in leftovers:
         store.remove_leftover(leftover)
@@ -239,6 +249,15 @@ def _report_leftovers(store: EvidenceStore, case_id: str) -> None:
             f"Remove it with `osint-capture case clean {case_id}`.",
             err=True,
         )
+
+
+def _lab_flag(item_dir: Path) -> bool | None:
+    """Whether the item was captured with --allow-private-network (None: unreadable)."""
+    try:
+        manifest = json.loads((item_dir / "manifest.json").read_bytes())
+    except (OSError, ValueError):
+        return None
+    return bool(manifest.get("provenance", {}).get("access", {}).get("allow_private_network"))
 
 
 def _item_summary(item_dir: Path) -> str:
@@ -522,7 +541,10 @@ def verify(
     signer = _signer()  # the examination is itself a custody event
     store = _store()
     case_id, item_dir = _find_item(store, item_id)
-    report = verify_item(item_dir, trusted_fingerprints=trust or None)
+    log = store.case_dir(case_id) / "custody.jsonl"
+    if not log.is_file():
+        raise IntegrityError(f"case {case_id} has no custody log ({log} is missing)")
+    report = verify_item(item_dir, trusted_fingerprints=trust or None, custody_log=log)
     manifest = item_dir / "manifest.json"
     details: dict[str, Any] = {
         "ok": report.ok,
@@ -542,7 +564,9 @@ def verify(
         signer=signer,
     )
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+        out = report.to_dict()
+        out["allow_private_network"] = _lab_flag(item_dir)
+        typer.echo(json.dumps(out, ensure_ascii=False))
     else:
         for step in report.steps:
             _out.print(
@@ -608,4 +632,6 @@ def main() -> None:
         if os.environ.get("OSINT_CAPTURE_DEBUG"):
             raise
         _fail(f"unexpected {type(exc).__name__}: {exc}", EXIT_CAPTURE_FAILED)
+    if code == 130:  # Ctrl-C, caught inside Typer
+        _fail("interrupted; nothing incomplete was published as evidence", EXIT_CAPTURE_FAILED)
     sys.exit(code if isinstance(code, int) else 0)

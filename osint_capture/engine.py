@@ -26,6 +26,7 @@ reason recorded; what the page showed is kept. The whole capture is bounded by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -40,7 +41,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from chain_of_custody.errors import CaptureFailed, Refused, UsageError
 from chain_of_custody.timeutil import utc_now
-from osint_capture.browser import BrowserChoice, chromium_args
+from osint_capture.browser import BrowserChoice, chromium_args, sandbox_available
 from osint_capture.recorder import BlockedRequest, Exchange, Recorder, RequestGate
 
 __all__ = [
@@ -184,9 +185,11 @@ _SIGNALS_JS = """
   const text = document.body ? document.body.innerText : '';
   const markers = [];
   const q = (sel, name) => { if (document.querySelector(sel)) markers.push(name); };
-  q('.g-recaptcha, iframe[src*="recaptcha"], script[src*="recaptcha"]', 'reCAPTCHA');
-  q('.h-captcha, iframe[src*="hcaptcha"], script[src*="hcaptcha"]', 'hCaptcha');
-  q('.cf-turnstile, iframe[src*="challenges.cloudflare"], script[src*="turnstile"]', 'Turnstile');
+  // Visible challenge widgets only: an invisible score script (reCAPTCHA v3) on an
+  // otherwise public page is not a barrier.
+  q('.g-recaptcha, iframe[src*="recaptcha/api2/anchor"], iframe[title="reCAPTCHA"]', 'reCAPTCHA');
+  q('.h-captcha, iframe[src*="hcaptcha.com"]', 'hCaptcha');
+  q('.cf-turnstile, iframe[src*="challenges.cloudflare"]', 'Turnstile');
   q('#challenge-form, #challenge-stage, #cf-challenge-running', 'challenge form');
   const low = (document.title + ' ' + text.slice(0, 3000)).toLowerCase();
   for (const phrase of ['verify you are human', 'are you a robot', 'checking your browser',
@@ -241,6 +244,30 @@ _METADATA_JS = """
 
 def _ms(seconds: float) -> float:
     return max(1.0, seconds * 1000.0)
+
+
+def _bound(clock: _Clock, cap: float | None = None, *, load: bool = False) -> float:
+    """A timeout for one call: what is left of the capture, at most ``cap``.
+
+    Every await on the page is bounded: a page stuck in ``while(true){}`` must not
+    hold the capture past its time limit.
+    """
+    left = clock.left(load=load)
+    return max(0.5, min(left, cap) if cap is not None else left)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _clean_text(text: str) -> tuple[str, int]:
+    """UTF-8 cannot hold a lone UTF-16 surrogate (pages can contain them): each
+    becomes U+FFFD, and the number replaced is reported."""
+    cleaned = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if cleaned == text:
+        return text, 0
+    return cleaned, sum(1 for a, b in zip(text, cleaned, strict=True) if a != b)
 
 
 def _header(exchange: Exchange, name: str) -> str | None:
@@ -338,6 +365,8 @@ async def run_capture(
             chromium = await pw.chromium.launch(
                 executable_path=str(browser.executable) if browser.executable else None,
                 args=chromium_args(),
+                # Playwright adds --no-sandbox unless told the sandbox is wanted.
+                chromium_sandbox=sandbox_available(),
                 headless=True,
                 timeout=_ms(min(30.0, clock.left())),
             )
@@ -391,6 +420,11 @@ async def run_capture(
             await context.close()
         finally:
             await chromium.close()
+    if result.recorder_errors:
+        result.partial_reasons.append(
+            f"the recorder met {len(result.recorder_errors)} error(s), first: "
+            f"{result.recorder_errors[0]}"
+        )
     gated = [b for b in result.blocked if b.rule == "access"]
     if gated:
         # Something the page asked for was not fetched: the capture is not the whole page.
@@ -528,14 +562,11 @@ async def _capture_page(
         await page.wait_for_load_state(
             "load", timeout=_ms(min(options.settle_timeout, clock.left(load=True)))
         )
-    except PlaywrightTimeoutError:
-        load_fired = False
-    except PlaywrightError as exc:
-        steps.record("settle", "failed", t, str(exc).splitlines()[0])
+    except PlaywrightError:  # includes the timeout: either way, no load event to wait for
         load_fired = False
 
     if inspector is not None:
-        await _access_step(page, result, steps, inspector)
+        await _access_step(page, result, steps, inspector, clock)
 
     quiet = await recorder.wait_quiet(
         options.quiet_period,
@@ -557,7 +588,10 @@ async def _capture_page(
         )
 
     await _scroll_step(page, recorder, options, clock, steps)
-    await page.evaluate("window.scrollTo(0, 0)")
+    # Back to the top for the screenshot; a page that navigated away meanwhile is
+    # still rendered as it now is, and the steps say so.
+    with contextlib.suppress(PlaywrightError, TimeoutError):
+        await asyncio.wait_for(page.evaluate("window.scrollTo(0, 0)"), timeout=_bound(clock))
     result.final_url = page.url
     await _render_steps(page, clock, result, steps, work_dir=work_dir)
     await _metadata_step(page, cdp, clock, result, steps)
@@ -592,10 +626,10 @@ async def _robots_step(
         )
         if response is not None:
             status = response.status
-            body = await response.body()
+            body = await asyncio.wait_for(response.body(), timeout=_bound(clock, 10.0, load=True))
             text = body.decode("utf-8", errors="replace") if status == 200 else None
-    except PlaywrightError as exc:
-        result.robots = {"url": robots_url, "error": str(exc).splitlines()[0]}
+    except (PlaywrightError, TimeoutError) as exc:
+        result.robots = {"url": robots_url, "error": _first_line(exc)}
     verdict, refusal = policy(text, status, url)
     result.robots = {"url": robots_url, "status": status, **result.robots, **verdict}
     if text is not None:
@@ -608,13 +642,13 @@ async def _robots_step(
 
 
 async def _access_step(
-    page: Page, result: EngineResult, steps: _Steps, inspector: AccessInspector
+    page: Page, result: EngineResult, steps: _Steps, inspector: AccessInspector, clock: _Clock
 ) -> None:
     t = utc_now()
     try:
-        raw = await page.evaluate(_SIGNALS_JS)
-    except PlaywrightError as exc:
-        steps.record("access-check", "failed", t, str(exc).splitlines()[0])
+        raw = await asyncio.wait_for(page.evaluate(_SIGNALS_JS), timeout=_bound(clock, 10.0))
+    except (PlaywrightError, TimeoutError) as exc:
+        steps.record("access-check", "failed", t, _first_line(exc))
         return
     signals = PageSignals(
         url=page.url,
@@ -651,8 +685,15 @@ async def _scroll_step(
             await recorder.wait_quiet(
                 options.quiet_period, time.monotonic() + min(3.0, clock.left(load=True))
             )
-            bottom = int(await page.evaluate(_AT_BOTTOM_JS))
-            final_height = int(await page.evaluate("document.documentElement.scrollHeight"))
+            bottom = int(
+                await asyncio.wait_for(page.evaluate(_AT_BOTTOM_JS), timeout=_bound(clock, 5.0))
+            )
+            final_height = int(
+                await asyncio.wait_for(
+                    page.evaluate("document.documentElement.scrollHeight"),
+                    timeout=_bound(clock, 5.0),
+                )
+            )
             if final_height == new_height == height and bottom:
                 stable += 1
                 if stable >= 2:
@@ -678,7 +719,9 @@ async def _scroll_step(
 async def _render_steps(
     page: Page, clock: _Clock, result: EngineResult, steps: _Steps, work_dir: Path
 ) -> None:
-    async def one(name: str, filename: str, make: Callable[[Path, float], Awaitable[None]]) -> None:
+    async def one(
+        name: str, filename: str, make: Callable[[Path, float], Awaitable[str | None]]
+    ) -> None:
         t = utc_now()
         left = clock.left()
         if left < 0.5:
@@ -686,27 +729,39 @@ async def _render_steps(
             return
         path = work_dir / filename
         try:
-            await asyncio.wait_for(make(path, left), timeout=left)
-        except (PlaywrightError, TimeoutError) as exc:
-            steps.record(name, "failed", t, str(exc).splitlines()[0] if str(exc) else "timed out")
+            note = await asyncio.wait_for(make(path, left), timeout=left)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # one rendering failing must not lose the others
+            steps.record(name, "failed", t, _first_line(exc))
+            path.unlink(missing_ok=True)
             return
         result.renderings[name] = path
-        steps.record(name, "done", t, f"{path.stat().st_size} bytes")
+        steps.record(
+            name, "done", t, f"{path.stat().st_size} bytes" + (f"; {note}" if note else "")
+        )
 
-    async def screenshot(path: Path, left: float) -> None:
+    async def screenshot(path: Path, left: float) -> str | None:
         await page.screenshot(
             path=str(path), full_page=True, timeout=_ms(left), animations="disabled"
         )
+        return None
 
-    async def pdf(path: Path, left: float) -> None:
+    async def pdf(path: Path, left: float) -> str | None:
         await page.pdf(path=str(path), print_background=True)
+        return None
 
-    async def dom(path: Path, left: float) -> None:
-        path.write_text(await page.content(), encoding="utf-8")
+    def write_clean(path: Path, text: str) -> str | None:
+        cleaned, replaced = _clean_text(text)
+        path.write_text(cleaned, encoding="utf-8")
+        return f"{replaced} lone surrogate(s) replaced by U+FFFD" if replaced else None
 
-    async def text(path: Path, left: float) -> None:
+    async def dom(path: Path, left: float) -> str | None:
+        return write_clean(path, await page.content())
+
+    async def text(path: Path, left: float) -> str | None:
         body = await page.evaluate("document.body ? document.body.innerText : ''")
-        path.write_text(str(body), encoding="utf-8")
+        return write_clean(path, str(body))
 
     await one("screenshot", "screenshot.png", screenshot)
     await one("pdf", "page.pdf", pdf)

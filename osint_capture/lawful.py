@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-import urllib.robotparser
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
+
+from protego import Protego
 
 from chain_of_custody.errors import CaptureFailed, Refused, UsageError
 from osint_capture.addresses import AddressVerdict, check_public, url_host_port
@@ -38,6 +39,7 @@ __all__ = [
     "AccessRecord",
     "check_target_url",
     "inspect_page",
+    "redact_url",
     "robots_verdict",
 ]
 
@@ -46,6 +48,28 @@ _LOGIN_PATH = re.compile(
     r"/(log-?in|sign-?in|signin|auth|account/login|accounts/login|session|sso|oauth)(/|\?|$|\.)",
     re.IGNORECASE,
 )
+
+
+def redact_url(url: str) -> str:
+    """The URL as it may be written down: user-info replaced by ``REDACTED@``.
+
+    A refused URL with a password in it goes into the signed, append-only custody
+    log; the password must not.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    # Not stopping at "\\" (browsers read it as "/"): the longer authority is the
+    # conservative one, so whatever either reading calls user-info is redacted.
+    authority_end = len(rest)
+    for ch in "/?#":
+        pos = rest.find(ch)
+        if pos != -1:
+            authority_end = min(authority_end, pos)
+    authority = rest[:authority_end]
+    if "@" not in authority:
+        return url
+    return f"{scheme}://REDACTED@{authority.rsplit('@', 1)[1]}{rest[authority_end:]}"
 
 
 def check_target_url(url: str) -> None:
@@ -84,22 +108,22 @@ class AccessRecord:
     respect_robots: bool
     checked: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     blocked: list[dict[str, str]] = field(default_factory=list)
-    _cache: dict[tuple[str, int], str | None] = field(default_factory=dict)
+    _cache: dict[tuple[str, int], tuple[str, str] | None] = field(default_factory=dict)
 
-    async def gate(self, url: str) -> str | None:
-        """Rule 3 for every request the browser makes: a reason to block, or None."""
+    async def gate(self, url: str) -> tuple[str, str] | None:
+        """Rule 3 for every request the browser makes: None, or (rule, reason) to block."""
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme in ("data", "blob", "about"):
             return None
         if scheme not in ("http", "https", "ws", "wss"):
-            return f"scheme {scheme}: is not public web content"
+            return ("access", f"scheme {scheme}: is not public web content")
         if parts.username is not None or parts.password is not None:
-            return "credentials in a sub-resource URL"
+            return ("access", "credentials in a sub-resource URL")
         try:
             host, port = url_host_port(url)
         except UsageError as exc:
-            return exc.message
+            return ("access", exc.message)
         key = (host, port)
         if key not in self._cache:
             self._cache[key] = await asyncio.get_running_loop().run_in_executor(
@@ -107,13 +131,15 @@ class AccessRecord:
             )
         return self._cache[key]
 
-    def _check(self, host: str, port: int) -> str | None:
+    def _check(self, host: str, port: int) -> tuple[str, str] | None:
         try:
             verdicts = check_public(host, port, allow_private=self.allow_private_network)
         except Refused as exc:
-            return exc.message
+            return ("access", exc.message)
         except CaptureFailed as exc:
-            return exc.message
+            # Unresolvable: blocked, since an unchecked name is never fetched, but it is
+            # no lawful-access finding and does not make the capture partial.
+            return ("dns", exc.message)
         self.checked[f"{host}:{port}"] = [_verdict_record(v) for v in verdicts]
         return None
 
@@ -197,9 +223,9 @@ def robots_verdict(
                 else "robots.txt could not be fetched"
             ) + " and --respect-robots treats an unreachable robots.txt as disallow-all"
         return record, None
-    parser = urllib.robotparser.RobotFileParser()
-    parser.parse(text.splitlines())
-    allowed = parser.can_fetch("*", url)
+    # Protego follows RFC 9309 (longest match, * and $ wildcards); the standard
+    # library's parser does not, and would call some disallowed URLs allowed.
+    allowed = bool(Protego.parse(text).can_fetch(url, "*"))
     record = {
         "verdict": "allowed" if allowed else "disallowed",
         "allowed": allowed,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
@@ -41,8 +42,9 @@ __all__ = [
 ]
 
 # A gate decides, before a request leaves the browser, whether it may: None to
-# allow, or the refusal reason.
-RequestGate = Callable[[str], Awaitable[str | None]]
+# allow, or (rule, reason) to block it; rule "access" is a lawful-access refusal,
+# "dns" a name that did not resolve (the browser could not have loaded it either).
+RequestGate = Callable[[str], Awaitable[tuple[str, str] | None]]
 
 _DOCUMENT_TYPES = {"Document"}
 _WHOLE_BODY_TIMEOUT = 20.0
@@ -103,7 +105,7 @@ class BlockedRequest:
     url: str
     reason: str
     time: str
-    rule: str  # "access" (lawful-access rules) or "size-limit"
+    rule: str  # "access" (lawful-access rules), "dns" or "size-limit"
 
 
 class _BodySink:
@@ -345,19 +347,30 @@ class Recorder:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the page closing mid-call is normal at the end
+            if "Invalid InterceptionId" in str(exc):
+                # The browser dropped the request meanwhile (navigation, a superseded
+                # favicon): nothing is waiting on it, and nothing of the page is missing.
+                current = self._current.get(params.get("networkId") or request_id)
+                if current is not None and not current.complete:
+                    current.canceled = True
+                return
             if not self._closed:
                 self.errors.append(f"{params.get('request', {}).get('url', '?')}: {exc}")
+                # Never leave the browser waiting on a request the recorder gave up on.
+                stage = "Request" if params.get("responseStatusCode") is None else "Response"
+                with contextlib.suppress(Exception):
+                    await self._cdp.send(f"Fetch.continue{stage}", {"requestId": request_id})
 
     async def _request_stage(self, params: dict[str, Any]) -> None:
         request_id = params["requestId"]
         url = params["request"]["url"]
-        reason: str | None = None
-        rule = "access"
+        verdict: tuple[str, str] | None = None
         if self.size_limit_reached:
-            reason, rule = "size limit reached; no further requests", "size-limit"
+            verdict = ("size-limit", "size limit reached; no further requests")
         elif self._gate is not None:
-            reason = await self._gate(url)
-        if reason is not None:
+            verdict = await self._gate(url)
+        if verdict is not None:
+            rule, reason = verdict
             self.blocked.append(BlockedRequest(url=url, reason=reason, time=utc_now(), rule=rule))
             await self._cdp.send(
                 "Fetch.failRequest", {"requestId": request_id, "errorReason": "BlockedByClient"}
@@ -452,9 +465,11 @@ class Recorder:
                 # The whole body is in hand; Chromium may never report this load finished.
                 exchange.complete = True
                 self._inflight.discard(network_id)
-        except TimeoutError:
+        except (TimeoutError, asyncio.CancelledError) as exc:
             exchange.truncated = "time"
             exchange.failure = "the body did not arrive in time"
+            if isinstance(exc, asyncio.CancelledError):
+                raise
         except Exception as exc:
             exchange.truncated = "unspecified"
             exchange.failure = f"body unavailable: {why or ''} {exc}".strip()

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from osint_capture.engine import PageSignals
-from osint_capture.lawful import AccessRecord, inspect_page, robots_verdict
+from osint_capture.lawful import AccessRecord, inspect_page, redact_url, robots_verdict
 from osint_capture.sample_site import ROBOTS_TXT, SampleSite
 from tests.conftest import Cli
 
@@ -105,7 +105,10 @@ def test_other_schemes_are_refused(cli: Cli, url: str) -> None:
 def test_credentials_in_the_url_are_refused(cli: Cli, url: str) -> None:
     case_id = cli.new_case()
     proc = cli.run("capture", url, "--case", case_id, "--allow-private-network")
-    _assert_refused(cli, case_id, proc, url, "credentials")
+    _assert_refused(cli, case_id, proc, redact_url(url), "credentials")
+    log = (cli.home / case_id / "custody.jsonl").read_text()
+    assert "secret" not in log and "user@" not in log, "no credential is written down"
+    assert "REDACTED@" in log
 
 
 def test_closed_case_refuses_captures(cli: Cli, site: SampleSite) -> None:
@@ -228,6 +231,19 @@ def test_redirect_to_login_is_a_wall() -> None:
     assert reason is not None and "login" in reason
 
 
+def test_robots_wildcards_follow_rfc_9309() -> None:
+    text = "User-agent: *\nDisallow: /*.pdf$\nDisallow: /p/*/edit\nAllow: /p/ok/edit\n"
+    assert robots_verdict(text, 200, "https://s.example/a/b.pdf", respect=True)[1] is not None
+    assert robots_verdict(text, 200, "https://s.example/a/b.pdfx", respect=True)[1] is None
+    assert robots_verdict(text, 200, "https://s.example/p/7/edit", respect=True)[1] is not None
+    assert robots_verdict(text, 200, "https://s.example/p/ok/edit", respect=True)[1] is None
+
+
+def test_redact_url() -> None:
+    assert redact_url("http://u:p@h.example:8/x?q") == "http://REDACTED@h.example:8/x?q"
+    assert redact_url("http://h.example/a@b") == "http://h.example/a@b"
+
+
 def test_robots_verdicts() -> None:
     text = "User-agent: *\nDisallow: /private/\n"
     verdict, refusal = robots_verdict(text, 200, "https://s.example/private/x", respect=False)
@@ -258,5 +274,7 @@ def test_robots_verdicts() -> None:
 def test_sub_resource_gate(url: str, blocked: bool) -> None:
     # Literal addresses only: classification, never a connection.
     record = AccessRecord(allow_private_network=False, respect_robots=False)
-    reason = asyncio.run(record.gate(url))
-    assert (reason is not None) == blocked, reason
+    verdict = asyncio.run(record.gate(url))
+    assert (verdict is not None) == blocked, verdict
+    if verdict is not None:
+        assert verdict[0] == "access"

@@ -262,11 +262,30 @@ def test_valid_manifest_signature_verifies_with_openssl(
     assert result.stdout.strip() == "Verified OK"
 
 
-def test_valid_item_without_custody_log_skips_step_7(valid_capture: Capture) -> None:
+def test_valid_item_outside_a_case_folder_without_log_skips_step_7(
+    valid_capture: Capture,
+) -> None:
     valid_capture.log.unlink()
     report = verify_item(valid_capture.item_dir)
     assert report.ok
     assert report.step(7).skipped and report.step(7).ok
+
+
+def test_invalid_case_folder_whose_log_was_deleted_fails_step_7(valid_capture: Capture) -> None:
+    (valid_capture.case_dir / "case.json").write_text("{}")
+    valid_capture.log.unlink()
+    report = verify_item(valid_capture.item_dir)
+    assert _failed_steps(report) == [7]
+    assert "custody log" in report.step(7).detail and "missing" in report.step(7).detail
+
+
+def test_invalid_item_renamed_inside_its_case_fails_step_1(valid_capture: Capture) -> None:
+    (valid_capture.case_dir / "case.json").write_text("{}")
+    renamed = valid_capture.item_dir.parent / "20990101T000000Z-deadbeef"
+    valid_capture.item_dir.rename(renamed)
+    report = verify_item(renamed)
+    assert 1 in _failed_steps(report)
+    assert "the folder is named 20990101T000000Z-deadbeef" in report.step(1).detail
 
 
 def test_valid_item_with_an_explicit_log_elsewhere(valid_capture: Capture, tmp_path: Path) -> None:
