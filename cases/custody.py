@@ -22,12 +22,19 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from chain_of_custody.custody import CUSTODY_LOG_NAME, build_entry, parse_line, split_log
+from chain_of_custody.custody import (
+    CUSTODY_LOG_NAME,
+    HEAD_NAME,
+    build_entry,
+    build_head,
+    parse_line,
+    split_log,
+)
 from chain_of_custody.errors import CustodyLogDamaged, UsageError
 from chain_of_custody.signing import Signer
 from chain_of_custody.timeutil import utc_now
 
-from .atomic import fsync_dir
+from .atomic import atomic_write_bytes, fsync_dir
 
 __all__ = [
     "ACTION_LOG_REPAIRED",
@@ -139,6 +146,20 @@ def _write_all(fd: int, data: bytes) -> None:
     os.fsync(fd)
 
 
+def _write_head(
+    case_dir: Path, case_id: str, entry: Mapping[str, Any], line: bytes, signer: Signer
+) -> None:
+    """Replace the signed head (newest seq and hash) so entries cut off the end show.
+
+    Written after the entry is durable: a crash in between leaves a head one entry
+    behind, which verification accepts; never a head ahead of the log.
+    """
+    head = build_head(
+        case_id=case_id, seq=int(entry["seq"]), last_line=line, time=utc_now(), signer=signer
+    )
+    atomic_write_bytes(case_dir / HEAD_NAME, head)
+
+
 def _build_next(
     prev_line: bytes | None,
     prev_entry: Mapping[str, Any] | None,
@@ -242,7 +263,9 @@ def append_event(
                 signer=signer,
             )
             _write_all(fd, line)
-            return parse_line(line)
+            entry = parse_line(line)
+            _write_head(case_dir, case_id, entry, line, signer)
+            return entry
         finally:
             os.close(fd)
 
@@ -304,7 +327,9 @@ def repair_log(
             os.ftruncate(fd, keep_end)
             os.fsync(fd)
             _write_all(fd, line)
-            return parse_line(line)
+            entry = parse_line(line)
+            _write_head(case_dir, case_id, entry, line, signer)
+            return entry
         finally:
             os.close(fd)
 

@@ -11,8 +11,11 @@ by ``\\n``. Every entry carries
 
 Editing, deleting, inserting or reordering a line therefore breaks the chain at that
 point, and altering an entry's content breaks its signature. What a chain cannot show on
-its own is that lines were cut off the *end*: the last remaining line still verifies. Any
-hash recorded elsewhere (an exported item, a report, a second copy) anchors the head.
+its own is that lines were cut off the *end*: the last remaining line still verifies. So
+every append also replaces ``custody.head`` (see :func:`build_head`): the signed sequence
+number and hash of the newest entry. A log shorter than its signed head, or whose entry at
+that number differs, has lost entries from its end. (Rolling back *both* files to an older
+genuine pair is only caught by a hash recorded elsewhere: an export, a report, a copy.)
 
 This module defines the format and checks it; appending under a file lock is done by
 :mod:`cases`.
@@ -42,9 +45,12 @@ from chain_of_custody.timeutil import parse_utc
 __all__ = [
     "ACTIONS",
     "CUSTODY_LOG_NAME",
+    "HEAD_NAME",
     "ChainReport",
     "append_position",
     "build_entry",
+    "build_head",
+    "check_head",
     "genesis_hash",
     "line_sha256",
     "parse_line",
@@ -203,6 +209,54 @@ def split_log(data: bytes) -> tuple[list[bytes], bytes]:
     if end == -1:
         return [], data
     return data[:end].split(b"\n"), data[end + 1 :]
+
+
+HEAD_NAME = "custody.head"
+
+
+def build_head(*, case_id: str, seq: int, last_line: bytes, time: str, signer: Signer) -> bytes:
+    """The signed head record of a log whose newest entry (number ``seq``) is ``last_line``."""
+    unsigned = {
+        "case_id": case_id,
+        "seq": seq,
+        "head_sha256": line_sha256(last_line),
+        "time": time,
+        "signer": {"fingerprint": signer.fingerprint, "public_key": signer.public_key_pem},
+    }
+    signature = base64.b64encode(signer.sign(canonical_json(unsigned))).decode("ascii")
+    return canonical_json({**unsigned, "signature": signature}) + b"\n"
+
+
+def check_head(case_id: str, data: bytes, head: bytes) -> list[str]:
+    """Problems (sentences) with a signed head against the log bytes ``data``; [] if none.
+
+    A log *longer* than its head is accepted: a crash between appending an entry and
+    replacing the head leaves exactly that, and the extra entries are still chained.
+    """
+    try:
+        record = parse_canonical(head.removesuffix(b"\n"))
+        unsigned = {k: v for k, v in record.items() if k != "signature"}
+        seq, head_sha, signer = record["seq"], record["head_sha256"], record["signer"]
+        signature = base64.b64decode(record["signature"], validate=True)
+        public_key = signer["public_key"]
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        return [f"{HEAD_NAME} is not a valid head record"]
+    problems = []
+    if not verify_signature(public_key, canonical_json(unsigned), signature):
+        problems.append(f"{HEAD_NAME} signature does not verify")
+    if record.get("case_id") != case_id:
+        problems.append(f"{HEAD_NAME} belongs to case {record.get('case_id')!r}, not {case_id!r}")
+    lines, _ = split_log(data)
+    if not isinstance(seq, int) or seq < 1:
+        problems.append(f"{HEAD_NAME} has no valid sequence number")
+    elif seq > len(lines):
+        problems.append(
+            f"the log has {len(lines)} entries but its signed head records entry {seq}: "
+            "entries were removed from its end"
+        )
+    elif line_sha256(lines[seq - 1]) != head_sha:
+        problems.append(f"entry {seq} is not the entry the signed head records")
+    return problems
 
 
 def append_position(case_id: str, data: bytes) -> tuple[bytes | None, int]:

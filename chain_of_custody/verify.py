@@ -15,7 +15,7 @@ import os
 import stat
 import zlib
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -23,7 +23,9 @@ from warcio.archiveiterator import ArchiveIterator
 
 from chain_of_custody.custody import (
     CUSTODY_LOG_NAME,
+    HEAD_NAME,
     ChainReport,
+    check_head,
     parse_line,
     split_log,
     verify_chain,
@@ -163,8 +165,26 @@ class _CustodyLog:
 
     def report(self, case_id: str) -> ChainReport:
         if case_id not in self._reports:
-            self._reports[case_id] = verify_chain(case_id, self.data, self.trusted)
+            chain = verify_chain(case_id, self.data, self.trusted)
+            head_problems = self._head_problems(case_id)
+            if head_problems:
+                chain = replace(chain, ok=False, problems=(*chain.problems, *head_problems))
+            self._reports[case_id] = chain
         return self._reports[case_id]
+
+    def _head_problems(self, case_id: str) -> list[str]:
+        # The signed head is what shows entries cut off the end of the log. A case's
+        # own log must have one; a log examined on its own elsewhere may not.
+        head_path = self.path.parent / HEAD_NAME
+        try:
+            head = head_path.read_bytes()
+        except FileNotFoundError:
+            if (self.path.parent / "case.json").is_file() and self.data:
+                return [f"{HEAD_NAME} is missing beside the log"]
+            return []
+        except OSError as exc:
+            return [f"cannot read {HEAD_NAME}: {exc.strerror}"]
+        return check_head(case_id, self.data, head)
 
     def entries(self) -> list[tuple[int, dict[str, Any]]]:
         """(line number, entry) of every well-formed line; damaged lines are the chain's

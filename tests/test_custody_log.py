@@ -319,3 +319,56 @@ def test_check_log_writable(case_dir: Path, signer: Signer) -> None:
         check_log_writable(case_dir, case_id=CASE)
     assert info.value.hint == f"run `osint-capture custody repair {CASE}`"
     assert _log(case_dir) == before
+
+
+def _append_n(case_dir: Path, signer: Signer, n: int) -> None:
+    for i in range(n):
+        append_event(
+            case_dir,
+            case_id=CASE,
+            actor=signer.operator,
+            action="note",
+            item_id=None,
+            details={"n": i},
+            signer=signer,
+        )
+
+
+def test_valid_signed_head_matches_the_log(case_dir: Path, signer: Signer) -> None:
+    from chain_of_custody.custody import check_head
+
+    _append_n(case_dir, signer, 3)
+    data = (case_dir / "custody.jsonl").read_bytes()
+    assert check_head(CASE, data, (case_dir / "custody.head").read_bytes()) == []
+
+
+def test_invalid_entries_cut_off_the_end_are_detected(case_dir: Path, signer: Signer) -> None:
+    from chain_of_custody.custody import check_head
+
+    _append_n(case_dir, signer, 3)
+    log = case_dir / "custody.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    cut = b"".join(lines[:-1])
+    assert verify_chain(CASE, cut).ok, "the chain alone cannot see it"
+    problems = check_head(CASE, cut, (case_dir / "custody.head").read_bytes())
+    assert problems and "removed from its end" in problems[0]
+
+
+def test_valid_head_one_entry_behind_after_a_crash(case_dir: Path, signer: Signer) -> None:
+    from chain_of_custody.custody import check_head
+
+    _append_n(case_dir, signer, 2)
+    old_head = (case_dir / "custody.head").read_bytes()
+    _append_n(case_dir, signer, 1)  # as if the process died before replacing the head
+    data = (case_dir / "custody.jsonl").read_bytes()
+    assert check_head(CASE, data, old_head) == []
+
+
+def test_invalid_forged_head_is_detected(case_dir: Path, signer: Signer) -> None:
+    from chain_of_custody.custody import check_head
+
+    _append_n(case_dir, signer, 2)
+    head = (case_dir / "custody.head").read_bytes().replace(b'"seq":2', b'"seq":1')
+    data = (case_dir / "custody.jsonl").read_bytes()
+    problems = check_head(CASE, data, head)
+    assert any("signature does not verify" in p for p in problems)

@@ -260,3 +260,23 @@ def test_crash_between_publishing_and_logging_is_reported_and_recovered(
     assert "recovered" in captured["details"]
     assert cli.run("verify", item.name).returncode == 0
     assert "no 'captured'" not in cli.ok("case", "show", case_id).stderr
+
+
+@pytest.mark.browser
+def test_entries_cut_off_the_end_of_the_log_fail_verification(cli: Cli, site: SampleSite) -> None:
+    case_id = cli.new_case()
+    proc, data = cli.capture(site.url("/post/1"), case_id)
+    assert proc.returncode == 0, proc.stderr
+    assert data is not None
+    cli.ok("custody", "transfer", data["item_id"], "--to", "ET Lopez", "--reason", "intake")
+    log = cli.home / case_id / "custody.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(b"".join(lines[:-1]))  # the transfer is deleted
+    proc = subprocess.run(
+        [sys.executable, "-m", "chain_of_custody", "verify", data["item_dir"]],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "removed from its end" in proc.stdout
