@@ -492,8 +492,12 @@ async def _capture_page(
                 ) from None
         except PlaywrightError as exc:
             message = str(exc).splitlines()[0]
-            steps.record("navigate", "failed", t, message)
             wall = _main_document(recorder, first_new)
+            if wall is not None and wall.withheld and wall.body_size > 0:
+                # A large file kept whole in the WARC; the browser was deliberately not
+                # shown it, so its navigation "failed". Not a failed capture.
+                break
+            steps.record("navigate", "failed", t, message)
             if wall is not None and inspector is not None:
                 # Chromium gives up on an auth challenge it cannot answer; the 401/407
                 # that it got is what the access rules judge.
@@ -519,13 +523,13 @@ async def _capture_page(
                     hint="the lawful-access rules blocked the page itself",
                 ) from None
             raise CaptureFailed(f"could not load {url}: {message}") from None
-        main = _main_document(recorder, first_new)
-        if main is None:
+        current = _main_document(recorder, first_new)
+        if current is None:
             steps.record("navigate", "failed", t, "no document was received")
             raise CaptureFailed(f"nothing loaded from {url}")
-        if main.status != 429:
+        if current.status != 429:
             break
-        delay = _retry_after(main)
+        delay = _retry_after(current)
         if (
             delay is None
             or attempts >= _MAX_429_ATTEMPTS
@@ -540,7 +544,17 @@ async def _capture_page(
             )
         waited += delay
         await asyncio.sleep(delay)
+    final_doc = _main_document(recorder, first_new)
+    if final_doc is None:  # pragma: no cover - the loop leaves only with a document
+        raise CaptureFailed(f"nothing loaded from {url}")
+    main = final_doc
     result.main_exchange = main
+    if main.withheld:
+        result.partial_reasons.append(
+            f"the page itself is {main.withheld}: kept whole in the WARC "
+            f"({main.body_size} bytes), not handed to the browser to keep memory bounded, "
+            "so the screenshot and PDF do not show it"
+        )
     result.redirect_chain = [
         {"url": ex.url, "status": ex.status, "location": ex.location}
         for ex in recorder.exchanges[first_new:]

@@ -47,6 +47,31 @@ __all__ = [
 RequestGate = Callable[[str], Awaitable[tuple[str, str] | None]]
 
 _DOCUMENT_TYPES = {"Document"}
+_IO_CHUNK = 1 << 20
+# Documents above this size, and media documents of unknown size, are streamed to disk
+# rather than read whole (see Recorder._stream_withheld).
+_WHOLE_DOCUMENT_LIMIT = 16 * 1024 * 1024
+_RENDERED_TYPES = ("text/", "application/xhtml", "application/xml", "image/svg", "application/json")
+
+
+def _withhold_reason(exchange: Exchange) -> str | None:
+    headers = {k.lower(): v for k, v in exchange.response_headers}
+    mime = headers.get("content-type", "").split(";")[0].strip().lower()
+    length = headers.get("content-length", "")
+    encoded = "content-encoding" in headers
+    if length.isdigit() and not encoded and int(length) > _WHOLE_DOCUMENT_LIMIT:
+        return f"a {mime or 'document'} of {int(length)} bytes"
+    if not length.isdigit() and mime.startswith(("video/", "audio/", "application/octet-stream")):
+        return f"a {mime} of unknown length"
+    if (
+        length.isdigit()
+        and int(length) > _WHOLE_DOCUMENT_LIMIT // 4
+        and not mime.startswith(_RENDERED_TYPES)
+    ):
+        return f"a {mime or 'file'} of {int(length)} bytes"
+    return None
+
+
 _WHOLE_BODY_TIMEOUT = 20.0
 
 
@@ -87,6 +112,9 @@ class Exchange:
     # The browser itself abandoned the load (navigation away, a superseded favicon):
     # recorded, but not a gap in what the page showed.
     canceled: bool = False
+    # A document too large (or a media file) to hand to the browser whole: its body was
+    # streamed into the WARC and the browser was not shown it.
+    withheld: str | None = None
 
     @property
     def is_redirect(self) -> bool:
@@ -413,6 +441,10 @@ class Recorder:
         body_path = self._body_dir / f"{exchange.order:06d}.body"
         exchange.body_path = body_path
         if exchange.resource_type in _DOCUMENT_TYPES:
+            withhold = _withhold_reason(exchange)
+            if withhold is not None:
+                await self._stream_withheld(request_id, network_id, exchange, withhold)
+                return
             await self._read_whole(request_id, network_id, exchange, None)
             await self._cdp.send("Fetch.continueResponse", {"requestId": request_id})
             return
@@ -441,6 +473,56 @@ class Recorder:
         if self._request_info.get(network_id, {}).get("finished"):
             self._finish_sink(network_id)
         await self._cdp.send("Fetch.continueResponse", {"requestId": request_id})
+
+    async def _stream_withheld(
+        self, request_id: str, network_id: str, exchange: Exchange, why: str
+    ) -> None:
+        """Stream a document's body to disk in chunks, then stop the browser loading it.
+
+        Reading a navigation whole (the only other way) would hold it in memory; a direct
+        link to a video must not. The browser then shows an error page instead of a
+        player, which the capture reports.
+        """
+        assert exchange.body_path is not None
+        sink = _BodySink(exchange.body_path)
+        exchange.withheld = why
+        try:
+            answer = await self._cdp.send(
+                "Fetch.takeResponseBodyAsStream", {"requestId": request_id}
+            )
+            handle = answer["stream"]
+            try:
+                while True:
+                    chunk = await self._cdp.send("IO.read", {"handle": handle, "size": _IO_CHUNK})
+                    data = chunk.get("data", "")
+                    raw = base64.b64decode(data) if chunk.get("base64Encoded") else data.encode()
+                    if self.total_bytes + len(raw) > self._size_limit:
+                        raw = raw[: max(0, self._size_limit - self.total_bytes)]
+                        exchange.truncated = "length"
+                        self.size_limit_reached = True
+                    sink.write(raw)
+                    self.total_bytes += len(raw)
+                    if chunk.get("eof") or exchange.truncated:
+                        break
+            finally:
+                with contextlib.suppress(Exception):
+                    await self._cdp.send("IO.close", {"handle": handle})
+            if exchange.truncated is None:
+                exchange.complete = True
+        except asyncio.CancelledError:
+            exchange.truncated = exchange.truncated or "time"
+            raise
+        except Exception as exc:
+            exchange.truncated = exchange.truncated or "unspecified"
+            exchange.failure = f"document body could not be streamed: {exc}"
+        finally:
+            exchange.body_sha256 = sink.close()
+            exchange.body_size = sink.size
+            self._inflight.discard(network_id)
+        with contextlib.suppress(Exception):
+            await self._cdp.send(
+                "Fetch.failRequest", {"requestId": request_id, "errorReason": "Aborted"}
+            )
 
     async def _read_whole(
         self, request_id: str, network_id: str, exchange: Exchange, why: str | None

@@ -79,8 +79,12 @@ def test_chunked_body_is_whole(cli: Cli, site: SampleSite) -> None:
     assert page.http_header("X-Archive-Orig-Transfer-Encoding") == "chunked"
 
 
-def test_160_mib_media_kept_whole_with_flat_memory(cli: Cli, site: SampleSite) -> None:
+@pytest.mark.parametrize("direct_link", [False, True], ids=["page-loads-media", "direct-link"])
+def test_160_mib_media_kept_whole_with_flat_memory(
+    cli: Cli, site: SampleSite, direct_link: bool
+) -> None:
     mib = 160
+    target = f"/media/big.bin?mib={mib}" if direct_link else f"/post/1/media?mib={mib}"
     case_id = cli.new_case("crime-media")
     # The capture process reports its own peak RSS (VmHWM) on exit, to stderr.
     wrapper = (
@@ -105,7 +109,7 @@ def test_160_mib_media_kept_whole_with_flat_memory(cli: Cli, site: SampleSite) -
             "--home",
             str(cli.home),
             "capture",
-            site.url(f"/post/1/media?mib={mib}"),
+            site.url(target),
             "--case",
             case_id,
             "--allow-private-network",
@@ -119,7 +123,12 @@ def test_160_mib_media_kept_whole_with_flat_memory(cli: Cli, site: SampleSite) -
     )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["status"] == "complete", data["partial_reasons"]
+    if direct_link:
+        # the file is the evidence; the browser was deliberately not handed it whole
+        assert data["status"] == "partial"
+        assert "kept whole in the WARC" in data["partial_reasons"][0]
+    else:
+        assert data["status"] == "complete", data["partial_reasons"]
     peak_kib = int(
         next(line for line in proc.stderr.splitlines() if line.startswith("PEAK")).split()[1]
     )
