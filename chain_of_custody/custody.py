@@ -227,8 +227,14 @@ def build_head(*, case_id: str, seq: int, last_line: bytes, time: str, signer: S
     return canonical_json({**unsigned, "signature": signature}) + b"\n"
 
 
-def check_head(case_id: str, data: bytes, head: bytes) -> list[str]:
+def check_head(
+    case_id: str, data: bytes, head: bytes, signers: Collection[str] | None = None
+) -> list[str]:
     """Problems (sentences) with a signed head against the log bytes ``data``; [] if none.
+
+    ``signers``: the fingerprints allowed to sign the head — those that signed the
+    log's own entries (or the trusted keys), so nobody can cut entries off and sign a
+    fresh head with a key of their own.
 
     A log *longer* than its head is accepted: a crash between appending an entry and
     replacing the head leaves exactly that, and the extra entries are still chained.
@@ -244,6 +250,14 @@ def check_head(case_id: str, data: bytes, head: bytes) -> list[str]:
     problems = []
     if not verify_signature(public_key, canonical_json(unsigned), signature):
         problems.append(f"{HEAD_NAME} signature does not verify")
+    try:
+        actual = fingerprint_of(load_public_key(public_key))
+    except ValueError:
+        actual = ""
+    if actual != signer.get("fingerprint"):
+        problems.append(f"{HEAD_NAME} names a fingerprint that is not its key's")
+    elif signers is not None and actual not in signers:
+        problems.append(f"{HEAD_NAME} is signed by key {actual}, which signed no entry of the log")
     if record.get("case_id") != case_id:
         problems.append(f"{HEAD_NAME} belongs to case {record.get('case_id')!r}, not {case_id!r}")
     lines, _ = split_log(data)

@@ -184,7 +184,14 @@ class _CustodyLog:
             return []
         except OSError as exc:
             return [f"cannot read {HEAD_NAME}: {exc.strerror}"]
-        return check_head(case_id, self.data, head)
+        signers = {
+            str(entry.get("signer", {}).get("fingerprint"))
+            for _, entry in self.entries()
+            if isinstance(entry.get("signer"), dict)
+        }
+        if self.trusted is not None:
+            signers &= self.trusted
+        return check_head(case_id, self.data, head, signers)
 
     def entries(self) -> list[tuple[int, dict[str, Any]]]:
         """(line number, entry) of every well-formed line; damaged lines are the chain's

@@ -262,7 +262,7 @@ def capture_post(
         manifest_sha256=manifest_sha256,
         partial_reasons=tuple(result.partial_reasons),
         resources=len(result.exchanges),
-        blocked=len(result.blocked),
+        blocked=sum(1 for b in result.blocked if b.rule == "access"),
         allow_private_network=options.allow_private_network,
         robots_directives=tuple(
             d for d in ("noarchive", "noindex", "nofollow") if provenance["robots"].get(d)
@@ -289,6 +289,7 @@ def unlogged_items(store: EvidenceStore, case_id: str) -> list[str]:
 def log_unlogged_captures(store: EvidenceStore, case_id: str, signer: Signer) -> list[str]:
     """Record a ``captured`` entry, marked as recovered, for each unlogged item."""
     recovered = []
+    refused: list[str] = []
     for item_id in unlogged_items(store, case_id):
         item = store.item_dir(case_id, item_id)
         # Only an intact, signed item of this case is logged; anything else stays
@@ -297,11 +298,8 @@ def log_unlogged_captures(store: EvidenceStore, case_id: str, signer: Signer) ->
         intact = all(step.ok for step in check.steps if step.number != 7)
         manifest_bytes = (item / MANIFEST_NAME).read_bytes()
         if not intact or json.loads(manifest_bytes).get("case_id") != case_id:
-            raise IntegrityError(
-                f"item {item_id} has no 'captured' entry and does not verify; "
-                "it is not logged automatically",
-                hint=f"examine it with `osint-capture verify {item_id}`",
-            )
+            refused.append(item_id)
+            continue
         manifest = json.loads(manifest_bytes)
         prov = manifest.get("provenance", {})
         append_event(
@@ -323,6 +321,12 @@ def log_unlogged_captures(store: EvidenceStore, case_id: str, signer: Signer) ->
             signer=signer,
         )
         recovered.append(item_id)
+    if refused:
+        raise IntegrityError(
+            f"item(s) {', '.join(refused)} have no 'captured' entry and do not verify; "
+            f"they are not logged automatically (logged: {len(recovered)})",
+            hint="examine them with `osint-capture verify ITEM_ID`",
+        )
     return recovered
 
 

@@ -517,11 +517,14 @@ async def _capture_page(
                     raise Refused(refusal) from None
             if "ERR_TOO_MANY_REDIRECTS" in message:
                 raise CaptureFailed(f"redirect loop at {url}") from None
-            if "ERR_BLOCKED_BY_CLIENT" in message and recorder.blocked:
-                raise Refused(
-                    recorder.blocked[-1].reason,
-                    hint="the lawful-access rules blocked the page itself",
-                ) from None
+            if "ERR_BLOCKED_BY_CLIENT" in message:
+                # The page itself (or a redirect hop of it) was stopped before it left
+                # the browser: say by which rule.
+                hops = [b for b in recorder.blocked if b.time >= t]
+                for rule, error in (("access", Refused), ("dns", CaptureFailed)):
+                    hit = next((b for b in reversed(hops) if b.rule == rule), None)
+                    if hit is not None:
+                        raise error(f"{hit.reason} ({hit.url})") from None
             raise CaptureFailed(f"could not load {url}: {message}") from None
         current = _main_document(recorder, first_new)
         if current is None:
@@ -550,10 +553,11 @@ async def _capture_page(
     main = final_doc
     result.main_exchange = main
     if main.withheld:
+        kept = "kept whole" if main.truncated is None else "kept up to the size limit"
         result.partial_reasons.append(
-            f"the page itself is {main.withheld}: kept whole in the WARC "
+            f"the page itself is {main.withheld}: {kept} in the WARC "
             f"({main.body_size} bytes), not handed to the browser to keep memory bounded, "
-            "so the screenshot and PDF do not show it"
+            "so there is no screenshot, PDF or rendered text of it"
         )
     result.redirect_chain = [
         {"url": ex.url, "status": ex.status, "location": ex.location}
@@ -568,6 +572,16 @@ async def _capture_page(
         f"HTTP {main.status} after {len(result.redirect_chain) - 1} redirect(s)"
         + (f", {attempts - 1} retry after 429" if attempts > 1 else ""),
     )
+    if main.withheld:
+        # The browser holds no rendering of the file (and may still show the previous
+        # page): render nothing rather than something else.
+        result.final_url = main.url
+        for name in ("settle", "access-check", "scroll", "screenshot", "pdf", "dom", "text"):
+            steps.record(name, "skipped", utc_now(), "the page is a file kept in the WARC")
+        with contextlib.suppress(PlaywrightError, TimeoutError):
+            await asyncio.wait_for(page.goto("about:blank"), timeout=_bound(clock, 5.0))
+        await _metadata_step(page, cdp, clock, result, steps)
+        return
 
     # settle: load event then network quiet
     t = utc_now()
@@ -662,8 +676,14 @@ async def _access_step(
     try:
         raw = await asyncio.wait_for(page.evaluate(_SIGNALS_JS), timeout=_bound(clock, 10.0))
     except (PlaywrightError, TimeoutError) as exc:
+        # Fail closed: a page that cannot be checked for a login wall or a challenge is
+        # not captured.
         steps.record("access-check", "failed", t, _first_line(exc))
-        return
+        raise Refused(
+            f"the page could not be checked for a login wall or a bot challenge "
+            f"({_first_line(exc)})",
+            hint="lawful public-access rules 4 and 5 fail closed",
+        ) from None
     signals = PageSignals(
         url=page.url,
         title=raw.get("title", ""),

@@ -127,6 +127,8 @@ def test_160_mib_media_kept_whole_with_flat_memory(
         # the file is the evidence; the browser was deliberately not handed it whole
         assert data["status"] == "partial"
         assert "kept whole in the WARC" in data["partial_reasons"][0]
+        assert data["screenshot"] is None, "nothing else is rendered in its place"
+        assert data["final_url"] == site.url(target)
     else:
         assert data["status"] == "complete", data["partial_reasons"]
     peak_kib = int(

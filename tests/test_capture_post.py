@@ -187,7 +187,7 @@ def test_manifest_provenance(
     manifest: dict[str, Any], captured: dict[str, Any], site: SampleSite
 ) -> None:
     p = manifest["provenance"]
-    assert manifest["status"] == "complete"
+    assert manifest["status"] == "complete", p["status_reasons"]
     assert manifest["case_id"] == captured["case_id"]
     assert p["requested_url"] == site.url("/post/1") == p["final_url"]
     assert p["http_status"] == 200
@@ -211,7 +211,7 @@ def test_manifest_provenance(
     assert p["access"]["allow_private_network"] is True
     assert p["access"]["private_network_used"], "the lab flag's use is flagged"
     assert [s["name"] for s in p["steps"]][:3] == ["launch-browser", "robots-txt", "navigate"]
-    assert all(s["state"] == "done" for s in p["steps"])
+    assert all(s["state"] == "done" for s in p["steps"]), p["steps"]
 
 
 def test_manifest_post_metadata_and_robots(manifest: dict[str, Any]) -> None:

@@ -372,3 +372,22 @@ def test_invalid_forged_head_is_detected(case_dir: Path, signer: Signer) -> None
     data = (case_dir / "custody.jsonl").read_bytes()
     problems = check_head(CASE, data, head)
     assert any("signature does not verify" in p for p in problems)
+
+
+def test_invalid_head_signed_by_an_outside_key_is_detected(case_dir: Path, signer: Signer) -> None:
+    from chain_of_custody.custody import build_head, check_head
+
+    _append_n(case_dir, signer, 3)
+    lines = (case_dir / "custody.jsonl").read_bytes().splitlines(keepends=True)
+    cut = b"".join(lines[:-1])
+    intruder = Signer(operator="someone else", private_key=generate_private_key())
+    forged = build_head(
+        case_id=CASE,
+        seq=2,
+        last_line=lines[1],
+        time="2026-11-25T12:00:00.000000Z",
+        signer=intruder,
+    )
+    assert check_head(CASE, cut, forged) == [], "on its own the forged head is consistent"
+    problems = check_head(CASE, cut, forged, {signer.fingerprint})
+    assert any("signed no entry" in p for p in problems)
