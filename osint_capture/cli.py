@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cases.casework import open_case_logged
 from cases.custody import (
     append_event,
     check_log_writable,
@@ -125,21 +126,13 @@ def case_open(
     """Open a case. Captures can only go into an open case."""
     signer = _signer()
     store = _store()
-    case = store.open_case(
-        case_id, title=title, category=category, investigator=investigator, authority=authority
-    )
-    append_event(
-        store.case_dir(case.case_id),
-        case_id=case.case_id,
-        actor=signer.operator,
-        action="case-opened",
-        item_id=None,
-        details={
-            "title": case.title,
-            "category": case.category,
-            "investigator": case.investigator,
-            "authority": case.authority,
-        },
+    case = open_case_logged(
+        store,
+        case_id,
+        title=title,
+        category=category,
+        investigator=investigator,
+        authority=authority,
         signer=signer,
     )
     _out.print(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from cases.casework import open_case_logged
 from cases.custody import append_event
 from cases.store import EvidenceStore
 from chain_of_custody.errors import IntegrityError
@@ -46,25 +47,13 @@ def run_demo(home: Path | None, out: Console) -> None:
         else:
             os.environ[keys.KEY_DIR_ENV] = previous
     case_id = "DEMO-" + utc_now()[:19].replace("-", "").replace(":", "")
-    case = store.open_case(
+    open_case_logged(
+        store,
         case_id,
         title="Demo: missing teenager post on the bundled sample site",
         category="missing-person",
         investigator="Demo Investigator",
         authority="Demo only - no real investigation",
-    )
-    append_event(
-        store.case_dir(case_id),
-        case_id=case_id,
-        actor=signer.operator,
-        action="case-opened",
-        item_id=None,
-        details={
-            "title": case.title,
-            "category": case.category,
-            "investigator": case.investigator,
-            "authority": case.authority,
-        },
         signer=signer,
     )
     out.print(f"Opened demo case {case_id} in {store.case_dir(case_id)}")

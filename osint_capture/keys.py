@@ -12,15 +12,14 @@ This module never prompts; the CLI asks for the passphrase and passes it in.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
 
+from cases.atomic import atomic_create_bytes, atomic_write_bytes
 from chain_of_custody.canonical import canonical_json
 from chain_of_custody.errors import SigningKeyError, UsageError
 from chain_of_custody.signing import (
@@ -55,7 +54,6 @@ PRIVATE_KEY_NAME = "signing-key.pem"
 KEY_INFO_NAME = "key.json"
 
 _INIT_HINT = "run `osint-capture keys init --operator NAME`"
-_NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP})
 
 
 @dataclass(frozen=True)
@@ -188,12 +186,7 @@ def export_public_key(out: Path) -> Path:
     target = out / f"osint-capture-{info.fingerprint[:16]}.pub.pem" if out.is_dir() else out
     data = info.public_key_pem.encode("ascii")
     try:
-        temp = _write_temp(target, data, 0o644)
-        try:
-            os.replace(temp, target)
-        finally:
-            temp.unlink(missing_ok=True)
-        _fsync_dir(target.parent)
+        atomic_write_bytes(target, data, 0o644)
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
     return target
@@ -219,50 +212,11 @@ def _make_private_dir(directory: Path) -> None:
         directory.chmod(0o700)
 
 
-def _write_temp(path: Path, data: bytes, mode: int) -> Path:
-    temp = path.with_name(f".tmp-{os.getpid()}-{secrets.token_hex(8)}-{path.name}")
-    # O_EXCL with the final mode from the start: the secret is never readable by others,
-    # not even for the moment between create and chmod.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    return temp
-
-
 def _create_exclusive(path: Path, data: bytes, mode: int) -> None:
-    """Publish ``path`` complete or not at all, and never over an existing file."""
-    temp = _write_temp(path, data, mode)
+    """Publish ``path`` complete or not at all, and never over an existing key."""
     try:
-        # link() fails if the destination exists, so two concurrent `keys init` cannot
-        # silently replace each other's key the way rename() would.
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            raise UsageError(
-                f"a signing key already exists at {path}; it is never overwritten"
-            ) from None
-        except OSError as exc:
-            if exc.errno not in _NO_HARD_LINKS:
-                raise
-            if os.path.lexists(path):
-                raise UsageError(
-                    f"a signing key already exists at {path}; it is never overwritten"
-                ) from None
-            os.rename(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        atomic_create_bytes(path, data, mode)
+    except FileExistsError:
+        raise UsageError(
+            f"a signing key already exists at {path}; it is never overwritten"
+        ) from None
