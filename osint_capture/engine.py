@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page, WebSocketRoute, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from chain_of_custody.errors import CaptureFailed, Refused, UsageError
@@ -391,6 +391,11 @@ async def run_capture(
             cdp = await context.new_cdp_session(page)
             recorder = Recorder(cdp, work_dir / ".bodies", size_limit=options.size_limit, gate=gate)
             await recorder.start()
+            if gate is not None:
+                # CDP Fetch never pauses WebSocket handshakes: gate them here instead.
+                await context.route_web_socket(
+                    lambda _url: True, lambda ws: _gate_web_socket(ws, gate, recorder)
+                )
             result.user_agent = await page.evaluate("navigator.userAgent")
             steps.record("launch-browser", "done", t, f"Chromium {result.browser_version}")
             try:
@@ -437,6 +442,21 @@ async def run_capture(
             result.partial_reasons.append(f"response body incomplete ({ex.truncated}): {ex.url}")
     result.ended = utc_now()
     return result
+
+
+async def _gate_web_socket(ws: WebSocketRoute, gate: RequestGate, recorder: Recorder) -> None:
+    """Connect a page's WebSocket only if the gate allows its address.
+
+    Its messages are not recorded in the WARC (a documented limit); what matters for
+    the access rules is that a refused socket never connects.
+    """
+    verdict = await gate(ws.url)
+    if verdict is None:
+        ws.connect_to_server()
+        return
+    rule, reason = verdict
+    recorder.blocked.append(BlockedRequest(url=ws.url, reason=reason, time=utc_now(), rule=rule))
+    await ws.close(code=1008, reason="blocked by the capture's access rules")
 
 
 # Event callbacks are synchronous; the coroutines they start are kept here until done.
@@ -501,18 +521,7 @@ async def _capture_page(
             if wall is not None and inspector is not None:
                 # Chromium gives up on an auth challenge it cannot answer; the 401/407
                 # that it got is what the access rules judge.
-                refusal = inspector(
-                    PageSignals(
-                        url=wall.url,
-                        title="",
-                        status=wall.status,
-                        redirect_chain=(wall.url,),
-                        password_fields=0,
-                        visible_text_length=0,
-                        form_text="",
-                        challenge_markers=(),
-                    )
-                )
+                refusal = inspector(_status_signals(wall, result))
                 if refusal is not None:
                     raise Refused(refusal) from None
             if "ERR_TOO_MANY_REDIRECTS" in message:
@@ -574,7 +583,13 @@ async def _capture_page(
     )
     if main.withheld:
         # The browser holds no rendering of the file (and may still show the previous
-        # page): render nothing rather than something else.
+        # page): render nothing rather than something else. The status-based access
+        # rules still apply to it (a file behind a 401 is behind a login wall).
+        if inspector is not None:
+            refusal = inspector(_status_signals(main, result))
+            if refusal is not None:
+                steps.record("access-check", "failed", utc_now(), refusal)
+                raise Refused(refusal)
         result.final_url = main.url
         for name in ("settle", "access-check", "scroll", "screenshot", "pdf", "dom", "text"):
             steps.record(name, "skipped", utc_now(), "the page is a file kept in the WARC")
@@ -623,6 +638,21 @@ async def _capture_page(
     result.final_url = page.url
     await _render_steps(page, clock, result, steps, work_dir=work_dir)
     await _metadata_step(page, cdp, clock, result, steps)
+
+
+def _status_signals(document: Exchange, result: EngineResult) -> PageSignals:
+    """What the access rules can judge of a document the browser did not render."""
+    chain = tuple(hop["url"] for hop in result.redirect_chain) or (document.url,)
+    return PageSignals(
+        url=document.url,
+        title="",
+        status=document.status,
+        redirect_chain=chain,
+        password_fields=0,
+        visible_text_length=0,
+        form_text="",
+        challenge_markers=(),
+    )
 
 
 def _main_document(recorder: Recorder, first: int) -> Exchange | None:

@@ -46,3 +46,72 @@ def test_blocked_sub_resource_is_logged_and_never_reaches_the_server(
     assert blocked.rule == "access" and "not public" in blocked.reason
     assert not [ex for ex in result.exchanges if ex.url.endswith(blocked_path)]
     assert any("blocked by the lawful-access rules" in r for r in result.partial_reasons)
+
+
+def test_every_redirect_hop_passes_the_gate(site: SampleSite, tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    async def gate(url: str) -> tuple[str, str] | None:
+        seen.append(url)
+        return None
+
+    asyncio.run(
+        run_capture(
+            site.url("/redirect/start"),
+            CaptureOptions(allow_private_network=True, time_limit=60),
+            tmp_path,
+            find_browser(None),
+            gate=gate,
+        )
+    )
+    for hop in ("/redirect/start", "/redirect/middle", "/post/1"):
+        assert site.url(hop) in seen, f"{hop} was not checked before it was requested"
+
+
+def test_a_blocked_redirect_hop_is_never_requested(site: SampleSite, tmp_path: Path) -> None:
+    from chain_of_custody.errors import Refused
+
+    async def gate(url: str) -> tuple[str, str] | None:
+        if url.endswith("/redirect/middle"):
+            return ("access", "test rule: the redirect target is not public")
+        return None
+
+    before = len(site.requests)
+    with pytest.raises(Refused, match="redirect target is not public"):
+        asyncio.run(
+            run_capture(
+                site.url("/redirect/start"),
+                CaptureOptions(allow_private_network=True, time_limit=60),
+                tmp_path,
+                find_browser(None),
+                gate=gate,
+            )
+        )
+    served = [path for _, path in site.requests[before:]]
+    assert "/redirect/start" in served
+    assert "/redirect/middle" not in served
+
+
+def test_worker_and_websocket_requests_pass_the_gate(site: SampleSite, tmp_path: Path) -> None:
+    blocked = ("/api/from-worker", "/ws/live")
+
+    async def gate(url: str) -> tuple[str, str] | None:
+        if url.endswith(blocked):
+            return ("access", "test rule: not public")
+        return None
+
+    before = len(site.requests)
+    result = asyncio.run(
+        run_capture(
+            site.url("/worker"),
+            CaptureOptions(allow_private_network=True, time_limit=30, settle_timeout=3),
+            tmp_path,
+            find_browser(None),
+            gate=gate,
+        )
+    )
+    served = [path for _, path in site.requests[before:]]
+    assert "/static/worker.js" in served, "the worker did start"
+    for path in blocked:
+        assert path not in served, f"{path} reached the server"
+    assert {b.url.split("/", 3)[3] for b in result.blocked} >= {"api/from-worker", "ws/live"}

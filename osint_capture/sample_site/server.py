@@ -1241,6 +1241,29 @@ class _Handler(BaseHTTPRequestHandler):
             headers=[("X-Robots-Tag", "noindex")],
         )
 
+    def _worker_page(self, query: _Query) -> None:
+        # A dedicated worker and a WebSocket: requests the page's own frame does not make.
+        script = (
+            "<script>\n"
+            "const w = new Worker('/static/worker.js');\n"
+            "w.onmessage = (e) => { document.getElementById('w').textContent = e.data; };\n"
+            "try { const ws = new WebSocket(location.origin.replace('http', 'ws') + '/ws/live');\n"
+            "  ws.onerror = () => { document.getElementById('s').textContent = 'closed'; };\n"
+            "} catch (e) { document.getElementById('s').textContent = 'socket refused'; }\n"
+            "</script>\n"
+        )
+        self._send(
+            HTTPStatus.OK,
+            _simple_page(
+                "Worker page",
+                "A page whose worker fetches data.",
+                extra='<p id="w">waiting</p><p id="s"></p>\n' + script,
+            ),
+        )
+
+    def _worker_data(self, query: _Query) -> None:
+        self._send(HTTPStatus.OK, b'{"from":"worker"}', "application/json")
+
     def _empty(self, query: _Query) -> None:
         # 204 carries neither a body nor a Content-Length.
         self._start(HTTPStatus.NO_CONTENT, None, [])
@@ -1255,6 +1278,7 @@ _Route = Callable[[_Handler, _Query], None]
 
 _STATIC_TYPES = {
     "app.js": _JS,
+    "worker.js": _JS,
     "media.js": _JS,
     "longpoll.js": _JS,
     "captcha-stub.js": _JS,
@@ -1304,6 +1328,9 @@ _ROUTES: dict[str, _Route] = {
     "/nocrawl/post": _Handler._nocrawl,
     "/noindex": _Handler._noindex,
     "/empty": _Handler._empty,
+    "/worker": _Handler._worker_page,
+    "/api/from-worker": _Handler._worker_data,
+    "/ws/live": _Handler._worker_data,
     "/broken": _Handler._broken,
 }
 _ROUTES.update({f"/static/{name}": _Handler._static for name in _STATIC_TYPES})
