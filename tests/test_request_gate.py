@@ -8,15 +8,26 @@ any traffic beyond 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from osint_capture.browser import find_browser
-from osint_capture.engine import CaptureOptions, run_capture
+from osint_capture.engine import CaptureOptions, EngineResult, run_capture
 from osint_capture.sample_site import SampleSite
 
 pytestmark = pytest.mark.browser
+
+Gate = Callable[[str], Awaitable[tuple[str, str] | None]]
+
+
+def _capture(site: SampleSite, path: str, work: Path, gate: Gate, **options: Any) -> EngineResult:
+    opts: dict[str, Any] = {"allow_private_network": True, "time_limit": 60, **options}
+    return asyncio.run(
+        run_capture(site.url(path), CaptureOptions(**opts), work, find_browser(None), gate=gate)
+    )
 
 
 def test_blocked_sub_resource_is_logged_and_never_reaches_the_server(
@@ -30,15 +41,7 @@ def test_blocked_sub_resource_is_logged_and_never_reaches_the_server(
         return None
 
     before = len(site.requests)
-    result = asyncio.run(
-        run_capture(
-            site.url("/post/1"),
-            CaptureOptions(allow_private_network=True, time_limit=60),
-            tmp_path,
-            find_browser(None),
-            gate=gate,
-        )
-    )
+    result = _capture(site, "/post/1", tmp_path, gate)
     served = [path for _, path in site.requests[before:]]
     assert "/img/lazy-1.png" in served, "the page did scroll to its lazy images"
     assert blocked_path not in served, "the blocked request never left the browser"
@@ -55,15 +58,7 @@ def test_every_redirect_hop_passes_the_gate(site: SampleSite, tmp_path: Path) ->
         seen.append(url)
         return None
 
-    asyncio.run(
-        run_capture(
-            site.url("/redirect/start"),
-            CaptureOptions(allow_private_network=True, time_limit=60),
-            tmp_path,
-            find_browser(None),
-            gate=gate,
-        )
-    )
+    _capture(site, "/redirect/start", tmp_path, gate)
     for hop in ("/redirect/start", "/redirect/middle", "/post/1"):
         assert site.url(hop) in seen, f"{hop} was not checked before it was requested"
 
@@ -78,15 +73,7 @@ def test_a_blocked_redirect_hop_is_never_requested(site: SampleSite, tmp_path: P
 
     before = len(site.requests)
     with pytest.raises(Refused, match="redirect target is not public"):
-        asyncio.run(
-            run_capture(
-                site.url("/redirect/start"),
-                CaptureOptions(allow_private_network=True, time_limit=60),
-                tmp_path,
-                find_browser(None),
-                gate=gate,
-            )
-        )
+        _capture(site, "/redirect/start", tmp_path, gate)
     served = [path for _, path in site.requests[before:]]
     assert "/redirect/start" in served
     assert "/redirect/middle" not in served
@@ -101,15 +88,7 @@ def test_worker_and_websocket_requests_pass_the_gate(site: SampleSite, tmp_path:
         return None
 
     before = len(site.requests)
-    result = asyncio.run(
-        run_capture(
-            site.url("/worker"),
-            CaptureOptions(allow_private_network=True, time_limit=30, settle_timeout=3),
-            tmp_path,
-            find_browser(None),
-            gate=gate,
-        )
-    )
+    result = _capture(site, "/worker", tmp_path, gate, time_limit=30, settle_timeout=3)
     served = [path for _, path in site.requests[before:]]
     assert "/static/worker.js" in served, "the worker did start"
     for path in blocked:
