@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -34,6 +35,13 @@ def run_doctor(browser: Path | None, out: Console) -> list[str]:
         if choice.version == "unknown":
             problems.append(f"the browser at {where} did not report a version")
     out.print(f"override:    --browser PATH or ${BROWSER_ENV}")
+    if shutil.which("fc-list") is not None:
+        fonts = subprocess.run(["fc-list"], capture_output=True, text=True, check=False).stdout
+        if "emoji" not in fonts.lower():
+            out.print(
+                "fonts:       no colour emoji font: screenshots will show boxes for emoji "
+                "(apt-get install fonts-noto-color-emoji)"
+            )
     if shutil.which("certutil") is None:
         out.print(
             "certutil:    missing (only the HTTPS tests need it: apt-get install libnss3-tools)"

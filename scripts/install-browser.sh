@@ -3,7 +3,8 @@
 #   1. Playwright's own download (`playwright install chromium`), the normal path.
 #   2. Where that cannot download (closed networks), the distribution's package:
 #      Debian/Ubuntu `chromium` (binary /usr/lib/chromium/chromium).
-# Also installs libnss3-tools (certutil), which the HTTPS tests use to trust a throwaway CA.
+# Also installs libnss3-tools (certutil), which the HTTPS tests use to trust a throwaway CA,
+# and a colour emoji font so screenshots show emoji.
 set -u
 venv=${1:-.venv}
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -15,6 +16,10 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q "$@" >/dev/null
 }
 command -v certutil >/dev/null 2>&1 || apt_install libnss3-tools || echo "note: certutil not installed; HTTPS tests will be skipped" >&2
+# Screenshots must show emoji as the public sees them, not as empty boxes.
+if ! fc-list 2>/dev/null | grep -qi emoji; then
+    apt_install fonts-noto-color-emoji || echo "note: no colour emoji font installed; screenshots will show boxes for emoji" >&2
+fi
 if "$venv/bin/playwright" install chromium >/dev/null 2>&1; then
     echo "browser: Playwright's Chromium"
     exit 0
