@@ -414,6 +414,7 @@ async def run_capture(
                 )
             finally:
                 await recorder.stop()
+                recorder.apply_sent_headers()
                 result.exchanges = list(recorder.exchanges)
                 result.blocked = list(recorder.blocked)
                 result.recorder_errors = list(recorder.errors)

@@ -112,6 +112,9 @@ class Exchange:
     # The browser itself abandoned the load (navigation away, a superseded favicon):
     # recorded, but not a gap in what the page showed.
     canceled: bool = False
+    # "network": the headers as the network stack sent them (Network.*ExtraInfo);
+    # "fetch": as the page asked for them, before the network stack added its own.
+    request_headers_source: str = "fetch"
     # A document too large (or a media file) to hand to the browser whole: its body was
     # streamed into the WARC and the browser was not shown it.
     withheld: str | None = None
@@ -186,6 +189,8 @@ class Recorder:
         self._inflight: set[str] = set()
         self._last_activity = time.monotonic()
         self._request_info: dict[str, dict[str, Any]] = {}
+        # Headers actually sent, per network id, one entry per redirect hop in order.
+        self._sent_headers: dict[str, list[dict[str, str]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.errors: list[str] = []
@@ -197,6 +202,7 @@ class Recorder:
         cdp = self._cdp
         cdp.on("Fetch.requestPaused", self._on_paused)
         cdp.on("Network.requestWillBeSent", self._on_request_will_be_sent)
+        cdp.on("Network.requestWillBeSentExtraInfo", self._on_request_extra_info)
         cdp.on("Network.responseReceived", self._on_response_received)
         cdp.on("Network.dataReceived", self._on_data)
         cdp.on("Network.loadingFinished", self._on_finished)
@@ -275,6 +281,34 @@ class Recorder:
                 self._apply_response_info(hop, redirect)
         self._inflight.add(network_id)
         self._touch()
+
+    def _on_request_extra_info(self, params: dict[str, Any]) -> None:
+        headers = params.get("headers")
+        if isinstance(headers, dict):
+            self._sent_headers.setdefault(params["requestId"], []).append(
+                {str(k): str(v) for k, v in headers.items()}
+            )
+
+    def apply_sent_headers(self) -> None:
+        """Give each exchange the headers the network stack really sent, where known.
+
+        Chromium reports them in a separate event, one per redirect hop, possibly after
+        the response; so they are matched at the end, hop by hop. HTTP/2 pseudo-headers
+        become the ``Host`` of the WARC request record.
+        """
+        hops: dict[str, int] = {}
+        for exchange in self.exchanges:
+            index = hops.get(exchange.network_id, 0)
+            hops[exchange.network_id] = index + 1
+            sent = self._sent_headers.get(exchange.network_id, [])
+            if index >= len(sent):
+                continue
+            headers = {k: v for k, v in sent[index].items() if not k.startswith(":")}
+            authority = sent[index].get(":authority")
+            if authority and not any(k.lower() == "host" for k in headers):
+                headers = {"Host": authority, **headers}
+            exchange.request_headers = headers
+            exchange.request_headers_source = "network"
 
     def _apply_response_info(self, exchange: Exchange, response: dict[str, Any]) -> None:
         exchange.protocol = response.get("protocol") or exchange.protocol

@@ -190,6 +190,7 @@ class CaptureWarc:
             f"{ex.method} {path} HTTP/1.1", req_headers, protocol="", is_http_request=True
         )
         common: dict[str, str] = {"WARC-Warcinfo-ID": warcinfo_id}
+        req_only = {"X-Osint-Capture-Request-Headers": ex.request_headers_source}
         if ex.protocol:
             common["WARC-Protocol"] = ex.protocol.lower()
         if ex.security_details and ex.security_details.get("protocol"):
@@ -222,7 +223,7 @@ class CaptureWarc:
             content_type="application/http; msgtype=response",
             payload_sha256=ex.body_sha256 if ex.body_path is not None else None,
         )
-        req_extra = dict(common)
+        req_extra = {**common, **req_only}
         req_extra["WARC-Concurrent-To"] = response.record_id
         self._write(
             ex.url,

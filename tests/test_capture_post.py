@@ -108,6 +108,16 @@ def test_everything_the_browser_loaded_is_recorded(records: list[Record], site: 
     assert uris & {site.url("/img/photo-480.png"), site.url("/img/photo-960.png")}
 
 
+def test_request_records_hold_the_headers_really_sent(
+    records: list[Record], site: SampleSite
+) -> None:
+    (request,) = [r for r in records if r.type == "request" and r.uri == site.url("/post/1")]
+    assert request.headers["X-Osint-Capture-Request-Headers"] == "network"
+    # added by the network stack, not by the page: proof these are the wire headers
+    assert request.http_header("Accept-Encoding") is not None
+    assert request.http_header("Host") == site.base_url.split("//")[1]
+
+
 def test_bodies_are_what_the_server_sent(records: list[Record], site: SampleSite) -> None:
     import urllib.request
 
