@@ -546,6 +546,7 @@ def _provenance(
             "truncated": ex.truncated,
             "failure": ex.failure,
             "canceled_by_browser": ex.canceled,
+            "browser_initiated": ex.browser_initiated,
         }
         for ex in result.exchanges
         if ex.truncated or ex.failure

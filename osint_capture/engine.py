@@ -439,7 +439,7 @@ async def run_capture(
             f"{gated[0].url} ({gated[0].reason})"
         )
     for ex in result.exchanges:
-        if ex.truncated and not ex.is_redirect and not ex.canceled:
+        if ex.truncated and not (ex.is_redirect or ex.canceled or ex.browser_initiated):
             result.partial_reasons.append(f"response body incomplete ({ex.truncated}): {ex.url}")
     result.ended = utc_now()
     return result

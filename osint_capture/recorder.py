@@ -115,6 +115,9 @@ class Exchange:
     # "network": the headers as the network stack sent them (Network.*ExtraInfo);
     # "fetch": as the page asked for them, before the network stack added its own.
     request_headers_source: str = "fetch"
+    # Loaded by the browser for itself (the tab's favicon), not by the page: recorded,
+    # but neither waited for nor a gap in what the page showed.
+    browser_initiated: bool = False
     # A document too large (or a media file) to hand to the browser whole: its body was
     # streamed into the WARC and the browser was not shown it.
     withheld: str | None = None
@@ -189,6 +192,7 @@ class Recorder:
         self._inflight: set[str] = set()
         self._last_activity = time.monotonic()
         self._request_info: dict[str, dict[str, Any]] = {}
+        self._browser_initiated: set[str] = set()
         # Headers actually sent, per network id, one entry per redirect hop in order.
         self._sent_headers: dict[str, list[dict[str, str]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -279,7 +283,12 @@ class Recorder:
             hop = self._current.get(network_id)
             if hop is not None and hop.url == redirect.get("url"):
                 self._apply_response_info(hop, redirect)
-        self._inflight.add(network_id)
+        if params.get("type") == "Other" and params.get("initiator", {}).get("type") == "other":
+            # Chromium sometimes finishes the favicon load only much later, or never
+            # reports it: the page is quiet without it.
+            self._browser_initiated.add(network_id)
+        else:
+            self._inflight.add(network_id)
         self._touch()
 
     def _on_request_extra_info(self, params: dict[str, Any]) -> None:
@@ -459,6 +468,7 @@ class Recorder:
             response_headers=[(h["name"], h["value"]) for h in params.get("responseHeaders", [])],
             response_time=utc_now(),
             frame_id=params.get("frameId"),
+            browser_initiated=network_id in self._browser_initiated,
         )
         self.exchanges.append(exchange)
         previous = self._current.get(network_id)
