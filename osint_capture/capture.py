@@ -33,7 +33,13 @@ from typing import Any
 from cases.custody import append_event, check_log_writable, read_events
 from cases.store import Case, EvidenceStore
 from chain_of_custody.errors import IntegrityError, Refused, UsageError
-from chain_of_custody.manifest import MANIFEST_NAME, SIGNATURE_NAME, FileEntry, build_manifest
+from chain_of_custody.manifest import (
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    FileEntry,
+    build_manifest,
+    write_signed_manifest,
+)
 from chain_of_custody.signing import Signer
 from chain_of_custody.verify import verify_item
 from osint_capture.addresses import classify_ip
@@ -216,8 +222,7 @@ def capture_post(
             files=entries,
             signer=signer,
         )
-        _write_durable(staging.path / MANIFEST_NAME, manifest_bytes)
-        _write_durable(staging.path / SIGNATURE_NAME, signer.sign(manifest_bytes))
+        write_signed_manifest(staging.path, manifest_bytes, signer)
         manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
         _write_sums(staging.path, entries, manifest_sha256)
         # The staging lock stays held until the capture is logged: `custody repair`
