@@ -6,13 +6,6 @@ Sits between the command-line front end (``osint_capture``) and the evidence for
 
 from __future__ import annotations
 
-from .atomic import (
-    AtomicFile,
-    atomic_create_bytes,
-    atomic_write_bytes,
-    atomic_write_text,
-    fsync_dir,
-)
 from .custody import (
     append_event,
     check_log_writable,
@@ -35,18 +28,13 @@ from .store import (
 __all__ = [
     "CATEGORIES",
     "CATEGORY_DESCRIPTIONS",
-    "AtomicFile",
     "Case",
     "EvidenceStore",
     "ItemStaging",
     "Leftover",
     "append_event",
-    "atomic_create_bytes",
-    "atomic_write_bytes",
-    "atomic_write_text",
     "check_log_writable",
     "events_for_item",
-    "fsync_dir",
     "is_item_id",
     "new_item_id",
     "read_events",

@@ -30,11 +30,10 @@ from chain_of_custody.custody import (
     parse_line,
     split_log,
 )
+from chain_of_custody.durable import atomic_write_bytes, fsync_dir
 from chain_of_custody.errors import CustodyLogDamaged, UsageError
 from chain_of_custody.signing import Signer
 from chain_of_custody.timeutil import utc_now
-
-from .atomic import atomic_write_bytes, fsync_dir
 
 __all__ = [
     "ACTION_LOG_REPAIRED",

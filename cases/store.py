@@ -32,10 +32,17 @@ from typing import Any, BinaryIO, Literal
 from filelock import FileLock, Timeout
 
 from chain_of_custody.custody import CUSTODY_LOG_NAME
+from chain_of_custody.durable import (
+    TEMP_PREFIX,
+    atomic_create_bytes,
+    atomic_write_bytes,
+    fsync_dir,
+    fsync_tree,
+    temp_owner_pid,
+)
 from chain_of_custody.errors import IntegrityError, UsageError
-from chain_of_custody.timeutil import parse_utc, utc_now
-
-from .atomic import TEMP_PREFIX, atomic_create_bytes, atomic_write_bytes, fsync_dir, temp_owner_pid
+from chain_of_custody.item import CASE_RECORD_NAME, ITEMS_DIR_NAME, MANIFEST_NAME, SIGNATURE_NAME
+from chain_of_custody.timeutil import format_utc, parse_utc, utc_now
 
 __all__ = [
     "CASE_FILE",
@@ -45,8 +52,6 @@ __all__ = [
     "CUSTODY_FILE",
     "ENV_HOME",
     "ITEMS_DIR",
-    "MANIFEST_FILE",
-    "MANIFEST_SIG_FILE",
     "Case",
     "EvidenceStore",
     "ItemStaging",
@@ -57,11 +62,9 @@ __all__ = [
 ]
 
 ENV_HOME = "OSINT_CAPTURE_HOME"
-CASE_FILE = "case.json"
+CASE_FILE = CASE_RECORD_NAME
 CUSTODY_FILE = CUSTODY_LOG_NAME
-ITEMS_DIR = "items"
-MANIFEST_FILE = "manifest.json"
-MANIFEST_SIG_FILE = "manifest.json.sig"
+ITEMS_DIR = ITEMS_DIR_NAME
 CASE_FORMAT = "osint-capture/case/1"
 
 # Department policy IV.B.1 (a)-(e): the only purposes for which public posts may be captured.
@@ -268,24 +271,6 @@ def _walk_no_follow(top: Path) -> Iterator[tuple[Path, os.stat_result]]:
             yield from _walk_no_follow(child)
 
 
-def _utc_iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
-
-
-def _fsync_tree(top: Path) -> None:
-    """fsync every regular file and every directory under ``top``, children before parents."""
-    for dirpath, dirnames, filenames in os.walk(top, topdown=False, followlinks=False):
-        for name in [*filenames, *dirnames]:
-            path = os.path.join(dirpath, name)
-            if stat.S_ISREG(os.lstat(path).st_mode):
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-        fsync_dir(Path(dirpath))
-
-
 def _remove_path(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
@@ -327,10 +312,10 @@ class ItemStaging:
         tell that the publishing process is still at work on the item (logging it).
         """
         self._require_staging()
-        for name in (MANIFEST_FILE, MANIFEST_SIG_FILE):
+        for name in (MANIFEST_NAME, SIGNATURE_NAME):
             if not (self.path / name).is_file():
                 raise ValueError(f"cannot finalize item {self.item_id}: {name} is missing")
-        _fsync_tree(self.path)
+        fsync_tree(self.path)
         if os.path.lexists(self.final_path):
             # rename(2) would silently replace an empty directory; never overwrite an item.
             raise FileExistsError(f"item {self.final_path} already exists")
@@ -498,8 +483,8 @@ class EvidenceStore:
             for entry in items.iterdir()
             if not entry.name.startswith(".")
             and entry.is_dir()
-            and (entry / MANIFEST_FILE).is_file()
-            and (entry / MANIFEST_SIG_FILE).is_file()
+            and (entry / MANIFEST_NAME).is_file()
+            and (entry / SIGNATURE_NAME).is_file()
         )
 
     def new_item(self, case_id: str) -> ItemStaging:
@@ -654,4 +639,6 @@ class EvidenceStore:
                 size += st.st_size
         if not seen:
             return []
-        return [Leftover(path, item_id, size, _utc_iso(newest), kind)]
+        return [
+            Leftover(path, item_id, size, format_utc(datetime.fromtimestamp(newest, UTC)), kind)
+        ]

@@ -1,5 +1,6 @@
-"""Chain of custody for captured evidence: canonical JSON, hashes, signatures, the signed
-item manifest, the hash-chained custody log, and their verification.
+"""Chain of custody for captured evidence: canonical JSON, hashes, signatures, the item
+(its layout, signed manifest and sealing), durable writes, the hash-chained custody log,
+and their verification.
 
 Depends on the standard library, ``cryptography`` and ``warcio`` only, so an examiner can
 verify evidence with this package alone (``python -m chain_of_custody verify PATH``).
@@ -12,7 +13,6 @@ from chain_of_custody.custody import (
     ACTIONS,
     CUSTODY_LOG_NAME,
     ChainReport,
-    append_position,
     build_entry,
     genesis_hash,
     line_sha256,
@@ -21,15 +21,19 @@ from chain_of_custody.custody import (
     verify_chain,
 )
 from chain_of_custody.hashing import HashingReader, sha256_bytes, sha256_file
-from chain_of_custody.manifest import (
+from chain_of_custody.item import (
+    ITEM_FILES,
     MANIFEST_FORMAT,
     MANIFEST_NAME,
     SIGNATURE_NAME,
     SUMS_NAME,
+    WARC_NAME,
     FileEntry,
+    SealedItem,
     build_manifest,
     load_manifest,
     manifest_files,
+    seal_item,
     write_signed_manifest,
 )
 from chain_of_custody.signing import (
@@ -56,18 +60,20 @@ __all__ = [
     "ACTIONS",
     "ALGORITHM",
     "CUSTODY_LOG_NAME",
+    "ITEM_FILES",
     "MANIFEST_FORMAT",
     "MANIFEST_NAME",
     "SIGNATURE_NAME",
     "SUMS_NAME",
+    "WARC_NAME",
     "CaseReport",
     "ChainReport",
     "FileEntry",
     "HashingReader",
     "ItemReport",
+    "SealedItem",
     "Signer",
     "StepResult",
-    "append_position",
     "build_entry",
     "build_manifest",
     "canonical_json",
@@ -86,6 +92,7 @@ __all__ = [
     "parse_canonical",
     "parse_line",
     "parse_utc",
+    "seal_item",
     "sha256_bytes",
     "sha256_file",
     "split_log",

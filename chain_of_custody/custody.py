@@ -47,7 +47,6 @@ __all__ = [
     "CUSTODY_LOG_NAME",
     "HEAD_NAME",
     "ChainReport",
-    "append_position",
     "build_entry",
     "build_head",
     "check_head",
@@ -71,6 +70,7 @@ ACTIONS = (
     "note",
     "leftover-removed",
     "log-repaired",
+    "timestamped",
 )
 
 _GENESIS_PREFIX = "osint-capture custody genesis "
@@ -271,29 +271,6 @@ def check_head(
     elif line_sha256(lines[seq - 1]) != head_sha:
         problems.append(f"entry {seq} is not the entry the signed head records")
     return problems
-
-
-def append_position(case_id: str, data: bytes) -> tuple[bytes | None, int]:
-    """``(prev_line, seq)`` for :func:`build_entry` to append to a log whose bytes are ``data``.
-
-    Raises CustodyLogDamaged if the log ends in a torn line or its last line is not a valid
-    entry of this case: a new entry must never chain onto damage.
-    """
-    lines, tail = split_log(data)
-    if tail:
-        raise CustodyLogDamaged(
-            f"the custody log ends with a torn line ({len(tail)} bytes after the last newline)",
-            hint="an earlier write was interrupted; repair the log before adding to it",
-        )
-    if not lines:
-        return None, 1
-    last = parse_line(lines[-1])
-    if last["case_id"] != case_id:
-        raise CustodyLogDamaged(
-            f"the custody log's last entry belongs to case {last['case_id']!r}, not {case_id!r}"
-        )
-    seq: int = last["seq"]
-    return lines[-1], seq + 1
 
 
 @dataclass(frozen=True)

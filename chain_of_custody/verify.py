@@ -32,10 +32,13 @@ from chain_of_custody.custody import (
 )
 from chain_of_custody.errors import CustodyLogDamaged, IntegrityError, UsageError
 from chain_of_custody.hashing import HashingReader, sha256_bytes, sha256_file
-from chain_of_custody.manifest import (
+from chain_of_custody.item import (
+    CASE_RECORD_NAME,
+    ITEMS_DIR_NAME,
     MANIFEST_NAME,
     SIGNATURE_NAME,
     SUMS_NAME,
+    UNLISTED_NAMES,
     FileEntry,
     load_manifest,
     manifest_files,
@@ -69,9 +72,6 @@ STEP_NAMES = {
     7: "custody log records this capture",
 }
 
-# Not listed in the manifest by construction: the manifest and its signature cannot list
-# themselves, and SHA256SUMS (for `sha256sum -c`) is written after, covering the manifest.
-_UNLISTED_OK = frozenset({MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME})
 _WARC_SUFFIXES = (".warc.gz", ".warc")
 _WARC_DIGEST_ALGORITHM = "sha256"
 _DETAIL_PROBLEMS = 3
@@ -179,7 +179,7 @@ class _CustodyLog:
         try:
             head = head_path.read_bytes()
         except FileNotFoundError:
-            if (self.path.parent / "case.json").is_file() and self.data:
+            if (self.path.parent / CASE_RECORD_NAME).is_file() and self.data:
                 return [f"{HEAD_NAME} is missing beside the log"]
             return []
         except OSError as exc:
@@ -239,7 +239,9 @@ def is_item_dir(path: Path) -> bool:
 
 def is_case_dir(path: Path) -> bool:
     """True if ``path`` looks like a case: an ``items`` directory or a custody log."""
-    return path.is_dir() and ((path / "items").is_dir() or (path / CUSTODY_LOG_NAME).is_file())
+    return path.is_dir() and (
+        (path / ITEMS_DIR_NAME).is_dir() or (path / CUSTODY_LOG_NAME).is_file()
+    )
 
 
 def verify_item(
@@ -320,7 +322,7 @@ def verify_case(
 
     items: list[ItemReport] = []
     present: set[str] = set()
-    items_dir = case_dir / "items"
+    items_dir = case_dir / ITEMS_DIR_NAME
     children = sorted(items_dir.iterdir()) if items_dir.is_dir() else []
     for child in children:
         present.add(child.name)
@@ -432,7 +434,7 @@ def _case_layout(item_dir: Path) -> Path | None:
     """The case folder when the item sits at ``<case>/items/<ITEM_ID>``, else None."""
     item = Path(os.path.abspath(item_dir))
     case = item.parent.parent
-    if item.parent.name == "items" and (case / "case.json").is_file():
+    if item.parent.name == ITEMS_DIR_NAME and (case / CASE_RECORD_NAME).is_file():
         return case
     return None
 
@@ -554,7 +556,9 @@ def _step5_unlisted(ctx: _Context) -> StepResult:
                 problems.append(f"{_rel(rel_root, name)} is a symbolic link (not listed)")
         for name in sorted(names):
             rel = _rel(rel_root, name)
-            if rel not in listed and not (rel_root == PurePosixPath(".") and name in _UNLISTED_OK):
+            if rel not in listed and not (
+                rel_root == PurePosixPath(".") and name in UNLISTED_NAMES
+            ):
                 problems.append(f"{rel} is not listed in the manifest")
     _check_sums(ctx, problems)
     return _result(5, "nothing unlisted; SHA256SUMS agrees with the manifest", problems)

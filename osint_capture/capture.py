@@ -32,56 +32,41 @@ from typing import Any
 
 from cases.custody import append_event, check_log_writable, read_events
 from cases.store import Case, EvidenceStore
+from chain_of_custody.durable import write_file
 from chain_of_custody.errors import IntegrityError, Refused, UsageError
-from chain_of_custody.manifest import (
+from chain_of_custody.item import (
     MANIFEST_NAME,
+    PDF_NAME,
+    RENDERINGS,
+    ROBOTS_NAME,
+    SCREENSHOT_NAME,
     SIGNATURE_NAME,
-    FileEntry,
-    build_manifest,
-    write_signed_manifest,
+    TLS_CHAIN_NAME,
+    WARC_NAME,
+    media_type_of,
+    seal_item,
 )
 from chain_of_custody.signing import Signer
 from chain_of_custody.verify import verify_item
-from osint_capture.addresses import classify_ip
-from osint_capture.browser import BrowserChoice, os_description
-from osint_capture.engine import CaptureOptions, EngineResult, run_capture
-from osint_capture.lawful import (
+from osint_capture.engine.browser import BrowserChoice, os_description
+from osint_capture.engine.session import CaptureOptions, EngineResult, run_capture
+from osint_capture.engine.warc import ArchiveRecordRef, CaptureWarc
+from osint_capture.lawful.addresses import classify_ip
+from osint_capture.lawful.rules import (
     AccessRecord,
     check_target_url,
     inspect_page,
     redact_url,
     robots_verdict,
 )
-from osint_capture.warc import ArchiveRecordRef, CaptureWarc
 
 __all__ = [
-    "WARC_NAME",
     "CaptureReport",
     "capture_post",
     "log_unlogged_captures",
     "tool_version",
     "unlogged_items",
 ]
-
-WARC_NAME = "archive.warc.gz"
-SUMS_NAME = "SHA256SUMS"
-
-_MEDIA_TYPES = {
-    WARC_NAME: "application/warc",
-    "screenshot.png": "image/png",
-    "page.pdf": "application/pdf",
-    "dom.html": "text/html; charset=utf-8",
-    "text.txt": "text/plain; charset=utf-8",
-    "robots.txt": "text/plain; charset=utf-8",
-    "tls-chain.pem": "application/x-pem-file",
-}
-# (step name, file name, WARC record type)
-_RENDERINGS = (
-    ("screenshot", "screenshot.png", "resource"),
-    ("pdf", "page.pdf", "resource"),
-    ("dom", "dom.html", "conversion"),
-    ("text", "text.txt", "conversion"),
-)
 
 
 def tool_version() -> str:
@@ -210,21 +195,19 @@ def capture_post(
         _write_extras(result, staging.path)
 
         status = "partial" if result.partial_reasons else "complete"
-        entries = _durable_entries(staging.path)
         provenance = _json_safe(
             _provenance(result, case, options, browser, access, operator, warc_records)
         )
-        manifest_bytes = build_manifest(
+        sealed = seal_item(
+            staging.path,
             item_id=staging.item_id,
             case_id=case_id,
             status=status,
             provenance=provenance,
-            files=entries,
             signer=signer,
         )
-        write_signed_manifest(staging.path, manifest_bytes, signer)
-        manifest_sha256 = hashlib.sha256(manifest_bytes).hexdigest()
-        _write_sums(staging.path, entries, manifest_sha256)
+        manifest_sha256 = sealed.manifest_sha256
+        entries = sealed.files
         # The staging lock stays held until the capture is logged: `custody repair`
         # must not mistake an item being logged for one an interruption left unlogged.
         final = staging.finalize(keep_lock=True)
@@ -262,8 +245,8 @@ def capture_post(
         manifest=final / MANIFEST_NAME,
         signature=final / SIGNATURE_NAME,
         warc=final / WARC_NAME,
-        screenshot=has("screenshot.png"),
-        pdf=has("page.pdf"),
+        screenshot=has(SCREENSHOT_NAME),
+        pdf=has(PDF_NAME),
         manifest_sha256=manifest_sha256,
         partial_reasons=tuple(result.partial_reasons),
         resources=len(result.exchanges),
@@ -386,7 +369,7 @@ def _write_warc(result: EngineResult, item: Path, warc_path: Path, browser: Brow
             if ex is result.main_exchange:
                 main_ref = ref
         target = result.final_url or result.requested_url
-        for step, name, record_type in _RENDERINGS:
+        for step, name, record_type in RENDERINGS:
             path = result.renderings.get(step)
             if path is None:
                 continue
@@ -394,7 +377,7 @@ def _write_warc(result: EngineResult, item: Path, warc_path: Path, browser: Brow
                 f"urn:osint-capture:{step}:{target}",
                 record_type,
                 path,
-                _MEDIA_TYPES[name],
+                media_type_of(name),
                 result.ended,
                 info,
                 main_ref,
@@ -407,45 +390,9 @@ def _write_warc(result: EngineResult, item: Path, warc_path: Path, browser: Brow
 def _write_extras(result: EngineResult, item: Path) -> None:
     text = result.robots.get("text")
     if isinstance(text, str):
-        (item / "robots.txt").write_text(text, encoding="utf-8")
+        write_file(item / ROBOTS_NAME, text.encode("utf-8"))
     if result.tls and result.tls.get("chain_pem"):
-        (item / "tls-chain.pem").write_text("".join(result.tls["chain_pem"]), encoding="ascii")
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _durable_entries(item: Path) -> list[FileEntry]:
-    """Every file of the item, fsynced, then hashed: nothing is signed before it is durable."""
-    entries = []
-    for path in sorted(p for p in item.rglob("*") if p.is_file()):
-        rel = path.relative_to(item).as_posix()
-        _fsync_file(path)
-        entries.append(
-            FileEntry.from_file(item, rel, _MEDIA_TYPES.get(rel, "application/octet-stream"))
-        )
-    return entries
-
-
-def _write_durable(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _write_sums(item: Path, entries: list[FileEntry], manifest_sha256: str) -> None:
-    """``sha256sum -c SHA256SUMS`` inside the item checks every file."""
-    sig_sha = hashlib.sha256((item / SIGNATURE_NAME).read_bytes()).hexdigest()
-    lines = [f"{e.sha256}  {e.path}\n" for e in entries]
-    lines.append(f"{manifest_sha256}  {MANIFEST_NAME}\n")
-    lines.append(f"{sig_sha}  {SIGNATURE_NAME}\n")
-    _write_durable(item / SUMS_NAME, "".join(sorted(lines, key=lambda s: s[66:])).encode())
+        write_file(item / TLS_CHAIN_NAME, "".join(result.tls["chain_pem"]).encode("ascii"))
 
 
 _MAX_DEPTH = 40

@@ -308,9 +308,9 @@ def capture(
     ] = None,
 ) -> None:
     """Capture a public post into a case."""
-    from osint_capture.browser import find_browser
     from osint_capture.capture import capture_post
-    from osint_capture.engine import CaptureOptions
+    from osint_capture.engine.browser import find_browser
+    from osint_capture.engine.session import CaptureOptions
 
     width, height = _parse_viewport(viewport)
     options = CaptureOptions(
@@ -596,7 +596,7 @@ def doctor(
 @app.command()
 def demo() -> None:
     """Start the bundled sample post site on 127.0.0.1 and capture its post into a demo case."""
-    from osint_capture.demo import run_demo
+    from osint_capture.demo.run import run_demo
 
     run_demo(_State.home, _out)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from chain_of_custody.errors import OsintCaptureError
-from osint_capture.browser import BROWSER_ENV, find_browser
+from osint_capture.engine.browser import BROWSER_ENV, find_browser
 
 __all__ = ["run_doctor"]
 

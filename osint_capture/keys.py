@@ -19,8 +19,8 @@ from pathlib import Path
 
 import platformdirs
 
-from cases.atomic import atomic_create_bytes, atomic_write_bytes
 from chain_of_custody.canonical import canonical_json
+from chain_of_custody.durable import atomic_create_bytes, atomic_write_bytes
 from chain_of_custody.errors import SigningKeyError, UsageError
 from chain_of_custody.signing import (
     ALGORITHM,

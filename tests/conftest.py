@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from osint_capture.sample_site import SampleSite
+from osint_capture.demo.sample_site import SampleSite
 
 PASSPHRASE = "correct horse battery staple"
 OPERATOR = "Det. Sam Rivera"

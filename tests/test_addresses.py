@@ -1,4 +1,4 @@
-"""Tests for osint_capture.addresses.
+"""Tests for osint_capture.lawful.addresses.
 
 Every address below is data only: nothing here resolves names via DNS or opens a
 connection. Name resolution goes through injected fake resolvers, and an autouse
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import pytest
 
 from chain_of_custody.errors import EXIT_REFUSED, CaptureFailed, Refused, UsageError
-from osint_capture.addresses import (
+from osint_capture.lawful.addresses import (
     AddressVerdict,
     check_public,
     classify_ip,

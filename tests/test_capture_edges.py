@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from osint_capture.sample_site import (
+from osint_capture.demo.sample_site import (
     CHUNKED_SENTENCE,
     GZIP_SENTENCE,
     SampleSite,

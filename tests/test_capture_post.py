@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from osint_capture.sample_site import (
+from osint_capture.demo.sample_site import (
     COMMENT_PAGES,
     COMMENTS_PER_PAGE,
     POST_ARABIC,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from chain_of_custody.custody import verify_chain
-from osint_capture.sample_site import SampleSite
+from osint_capture.demo.sample_site import SampleSite
 from tests.conftest import Cli
 
 

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from osint_capture.sample_site import SampleSite
+from osint_capture.demo.sample_site import SampleSite
 from tests.conftest import Cli
 from tests.warc_reading import read_warc, responses
 

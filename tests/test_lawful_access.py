@@ -14,9 +14,14 @@ from typing import Any
 
 import pytest
 
-from osint_capture.engine import PageSignals
-from osint_capture.lawful import AccessRecord, inspect_page, redact_url, robots_verdict
-from osint_capture.sample_site import ROBOTS_TXT, SampleSite
+from osint_capture.demo.sample_site import ROBOTS_TXT, SampleSite
+from osint_capture.lawful.rules import (
+    AccessRecord,
+    PageSignals,
+    inspect_page,
+    redact_url,
+    robots_verdict,
+)
 from tests.conftest import Cli
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from osint_capture.browser import find_browser
-from osint_capture.engine import CaptureOptions, EngineResult, run_capture
-from osint_capture.sample_site import SampleSite
+from osint_capture.demo.sample_site import SampleSite
+from osint_capture.engine.browser import find_browser
+from osint_capture.engine.session import CaptureOptions, EngineResult, run_capture
 
 pytestmark = pytest.mark.browser
 

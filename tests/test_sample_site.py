@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from osint_capture.sample_site import (
+from osint_capture.demo.sample_site import (
     CHUNKED_SENTENCE,
     COMMENT_PAGES,
     COMMENTS_PER_PAGE,

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from cases.atomic import AtomicFile, atomic_create_bytes, atomic_write_bytes, atomic_write_text
 from cases.store import (
     CATEGORIES,
     CATEGORY_DESCRIPTIONS,
@@ -21,6 +20,12 @@ from cases.store import (
     is_item_id,
     new_item_id,
     resolve_home,
+)
+from chain_of_custody.durable import (
+    AtomicFile,
+    atomic_create_bytes,
+    atomic_write_bytes,
+    atomic_write_text,
 )
 from chain_of_custody.errors import IntegrityError, UsageError
 

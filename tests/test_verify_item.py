@@ -24,7 +24,7 @@ from warcio.warcwriter import WARCWriter
 from chain_of_custody.custody import build_entry
 from chain_of_custody.errors import IntegrityError, UsageError
 from chain_of_custody.hashing import HashingReader
-from chain_of_custody.manifest import (
+from chain_of_custody.item import (
     MANIFEST_FORMAT,
     FileEntry,
     build_manifest,

@@ -41,8 +41,9 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from chain_of_custody.errors import CaptureFailed, Refused, UsageError
 from chain_of_custody.timeutil import utc_now
-from osint_capture.browser import BrowserChoice, chromium_args, sandbox_available
-from osint_capture.recorder import BlockedRequest, Exchange, Recorder, RequestGate
+from osint_capture.engine.browser import BrowserChoice, chromium_args, sandbox_available
+from osint_capture.engine.recorder import BlockedRequest, Exchange, Recorder, RequestGate
+from osint_capture.lawful.rules import PageSignals
 
 __all__ = [
     "DEFAULT_SIZE_LIMIT",
@@ -50,7 +51,6 @@ __all__ = [
     "AccessInspector",
     "CaptureOptions",
     "EngineResult",
-    "PageSignals",
     "StepRecord",
     "run_capture",
 ]
@@ -106,20 +106,6 @@ class StepRecord:
     started: str
     ended: str
     detail: str = ""
-
-
-@dataclass(frozen=True)
-class PageSignals:
-    """What the lawful-access rules need to see of a loaded page."""
-
-    url: str
-    title: str
-    status: int
-    redirect_chain: tuple[str, ...]
-    password_fields: int
-    visible_text_length: int
-    form_text: str
-    challenge_markers: tuple[str, ...]
 
 
 # Returns a refusal reason, or None when the page may be captured.

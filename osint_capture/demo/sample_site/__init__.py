@@ -1,10 +1,10 @@
 """The bundled sample post site: ``osint-capture demo`` target and the browser tests' fixture.
 
 Everything is served from 127.0.0.1 (or the host given) and generated
-deterministically; see :mod:`osint_capture.sample_site.server` for the endpoints.
+deterministically; see :mod:`osint_capture.demo.sample_site.server` for the endpoints.
 """
 
-from osint_capture.sample_site.server import (
+from osint_capture.demo.sample_site.server import (
     CHUNKED_SENTENCE,
     COMMENT_PAGES,
     COMMENTS_PER_PAGE,

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from osint_capture.recorder import Exchange
+from osint_capture.engine.recorder import Exchange
 
 __all__ = [
     "ArchiveRecordRef",
@@ -260,11 +259,3 @@ class CaptureWarc:
             extra=extra,
             content_type=media_type,
         )
-
-
-def iter_records(path: Path) -> Iterator[Any]:
-    """Yield warcio records of a WARC file (used by tests and the demo summary)."""
-    from warcio.archiveiterator import ArchiveIterator
-
-    with open(path, "rb") as fh:
-        yield from ArchiveIterator(fh)

@@ -1,15 +1,24 @@
-"""The signed manifest of one captured item: what files it holds, their hashes, who signed.
+"""One captured item: its layout on disk, its signed manifest, and sealing it.
 
-``manifest.json`` is canonical JSON (see :mod:`chain_of_custody.canonical`);
-``manifest.json.sig`` is the DER ECDSA signature over exactly those bytes.
+An item is a folder ``<case>/items/<ITEM_ID>/``. This module is the one place that knows
+what it holds (:data:`ITEM_FILES`: every file name and media type), what
+``manifest.json`` is (canonical JSON, see :mod:`chain_of_custody.canonical`, signed into
+``manifest.json.sig``, a DER ECDSA signature over exactly those bytes), and how an item
+is sealed (:func:`seal_item`):
+
+1. every file is flushed to disk (fsync) and only then hashed, so nothing is signed
+   before it is durable;
+2. ``manifest.json`` is built from the hashes and the provenance;
+3. it is signed into ``manifest.json.sig``; neither file ever replaces an existing one;
+4. ``SHA256SUMS`` lists every file, the manifest and its signature, for ``sha256sum -c``.
+
+:mod:`chain_of_custody.verify` checks all of this back, step by step.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import re
-import secrets
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,33 +26,94 @@ from pathlib import Path
 from typing import Any
 
 from chain_of_custody.canonical import canonical_json, parse_canonical
+from chain_of_custody.durable import atomic_create_bytes, fsync_file, write_file
 from chain_of_custody.errors import IntegrityError, UsageError
-from chain_of_custody.hashing import sha256_file
+from chain_of_custody.hashing import sha256_bytes, sha256_file
 from chain_of_custody.signing import ALGORITHM, Signer, load_public_key
 from chain_of_custody.timeutil import parse_utc, utc_now
 
 __all__ = [
+    "CASE_RECORD_NAME",
+    "DOM_NAME",
+    "ITEMS_DIR_NAME",
+    "ITEM_FILES",
     "MANIFEST_FORMAT",
     "MANIFEST_NAME",
+    "PDF_NAME",
+    "RENDERINGS",
     "RESERVED_NAMES",
+    "ROBOTS_NAME",
+    "SCREENSHOT_NAME",
     "SIGNATURE_NAME",
     "STATUSES",
     "SUMS_NAME",
+    "TEXT_NAME",
+    "TLS_CHAIN_NAME",
+    "UNLISTED_NAMES",
+    "WARC_NAME",
     "FileEntry",
+    "SealedItem",
     "build_manifest",
     "check_relpath",
+    "hash_item_files",
     "load_manifest",
     "manifest_files",
+    "media_type_of",
+    "seal_item",
     "write_signed_manifest",
+    "write_sums",
 ]
 
-MANIFEST_FORMAT = "osint-capture/manifest/1"
+# -- layout ---------------------------------------------------------------------------
+
+WARC_NAME = "archive.warc.gz"
+SCREENSHOT_NAME = "screenshot.png"
+PDF_NAME = "page.pdf"
+DOM_NAME = "dom.html"
+TEXT_NAME = "text.txt"
+ROBOTS_NAME = "robots.txt"
+TLS_CHAIN_NAME = "tls-chain.pem"
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.json.sig"
 SUMS_NAME = "SHA256SUMS"
-STATUSES = ("complete", "partial")
+
+# Every file an item can list, with the media type its manifest entry records.
+ITEM_FILES: Mapping[str, str] = {
+    WARC_NAME: "application/warc",
+    SCREENSHOT_NAME: "image/png",
+    PDF_NAME: "application/pdf",
+    DOM_NAME: "text/html; charset=utf-8",
+    TEXT_NAME: "text/plain; charset=utf-8",
+    ROBOTS_NAME: "text/plain; charset=utf-8",
+    TLS_CHAIN_NAME: "application/x-pem-file",
+}
+# The renderings of the page: (capture step, file name, WARC record type).
+RENDERINGS: tuple[tuple[str, str, str], ...] = (
+    ("screenshot", SCREENSHOT_NAME, "resource"),
+    ("pdf", PDF_NAME, "resource"),
+    ("dom", DOM_NAME, "conversion"),
+    ("text", TEXT_NAME, "conversion"),
+)
 # Top-level names only: a captured page may well have its own assets/manifest.json.
 RESERVED_NAMES = frozenset({MANIFEST_NAME, SIGNATURE_NAME})
+# Not listed in the manifest by construction: the manifest and its signature cannot list
+# themselves, and SHA256SUMS (for `sha256sum -c`) is written after, covering the manifest.
+UNLISTED_NAMES = frozenset({MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME})
+# Where an item sits: <case>/items/<ITEM_ID>, beside <case>/case.json.
+ITEMS_DIR_NAME = "items"
+CASE_RECORD_NAME = "case.json"
+
+MANIFEST_FORMAT = "osint-capture/manifest/1"
+STATUSES = ("complete", "partial")
+_DEFAULT_MEDIA_TYPE = "application/octet-stream"
+
+
+def media_type_of(relpath: str) -> str:
+    """The media type an item file is listed with."""
+    return ITEM_FILES.get(relpath, _DEFAULT_MEDIA_TYPE)
+
+
+# -- the manifest document ----------------------------------------------------------------
 
 _TOP_KEYS = frozenset(
     {
@@ -60,7 +130,6 @@ _TOP_KEYS = frozenset(
 _FILE_KEYS = frozenset({"path", "size", "sha256", "media_type"})
 _SIGNER_KEYS = frozenset({"operator", "fingerprint", "public_key", "algorithm"})
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-_NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP})
 
 
 def check_relpath(path: str) -> str:
@@ -268,6 +337,64 @@ def manifest_files(document: Mapping[str, Any]) -> tuple[FileEntry, ...]:
         raise IntegrityError(f"manifest.json has a malformed file list: {exc}") from None
 
 
+# -- sealing --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SealedItem:
+    """What :func:`seal_item` wrote: the files listed, and the signed manifest."""
+
+    files: tuple[FileEntry, ...]
+    manifest_sha256: str
+    manifest_path: Path
+    signature_path: Path
+
+
+def hash_item_files(item_dir: Path) -> tuple[FileEntry, ...]:
+    """Every regular file of the item, fsynced, then hashed (the manifest's file list).
+
+    The manifest, its signature and SHA256SUMS are not among them: they describe the rest.
+    """
+    entries = []
+    for path in sorted(p for p in item_dir.rglob("*") if p.is_file()):
+        rel = path.relative_to(item_dir).as_posix()
+        if rel in UNLISTED_NAMES:
+            continue
+        fsync_file(path)
+        entries.append(FileEntry.from_file(item_dir, rel, media_type_of(rel)))
+    return tuple(entries)
+
+
+def seal_item(
+    item_dir: Path,
+    *,
+    item_id: str,
+    case_id: str,
+    status: str,
+    provenance: Mapping[str, Any],
+    signer: Signer,
+) -> SealedItem:
+    """Seal a staged item: flush and hash its files, sign the manifest, write SHA256SUMS.
+
+    The steps are those of the module docstring. Raises UsageError if the item already
+    has a manifest (a manifest, once written, is evidence), ValueError/TypeError for a
+    malformed status or provenance.
+    """
+    files = hash_item_files(item_dir)
+    manifest = build_manifest(
+        item_id=item_id,
+        case_id=case_id,
+        status=status,
+        provenance=provenance,
+        files=files,
+        signer=signer,
+    )
+    manifest_path, signature_path = write_signed_manifest(item_dir, manifest, signer)
+    manifest_sha256 = sha256_bytes(manifest)
+    write_sums(item_dir, files, manifest_sha256)
+    return SealedItem(files, manifest_sha256, manifest_path, signature_path)
+
+
 def write_signed_manifest(item_dir: Path, manifest: bytes, signer: Signer) -> tuple[Path, Path]:
     """Sign ``manifest`` and publish manifest.json and manifest.json.sig in ``item_dir``.
 
@@ -283,39 +410,20 @@ def write_signed_manifest(item_dir: Path, manifest: bytes, signer: Signer) -> tu
     for path in (manifest_path, signature_path):
         if os.path.lexists(path):
             raise UsageError(f"{path} already exists; a manifest is never rewritten")
-    _create_exclusive(manifest_path, manifest)
-    _create_exclusive(signature_path, signer.sign(manifest))
+    for path, data in ((manifest_path, manifest), (signature_path, signer.sign(manifest))):
+        try:
+            atomic_create_bytes(path, data)
+        except FileExistsError:
+            raise UsageError(f"{path} already exists; a manifest is never rewritten") from None
     return manifest_path, signature_path
 
 
-def _create_exclusive(path: Path, data: bytes) -> None:
-    temp = path.with_name(f".tmp-{os.getpid()}-{secrets.token_hex(8)}-{path.name}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # link(), unlike rename(), fails if the destination exists: no silent replacement.
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            raise UsageError(f"{path} already exists; a manifest is never rewritten") from None
-        except OSError as exc:
-            if exc.errno not in _NO_HARD_LINKS:
-                raise
-            # exFAT/FAT evidence drives have no hard links; check-then-rename is the best left.
-            if os.path.lexists(path):
-                raise UsageError(f"{path} already exists; a manifest is never rewritten") from None
-            os.rename(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def write_sums(item_dir: Path, files: Sequence[FileEntry], manifest_sha256: str) -> Path:
+    """``SHA256SUMS``: ``sha256sum -c SHA256SUMS`` inside the item checks every file."""
+    signature_sha256, _ = sha256_file(item_dir / SIGNATURE_NAME)
+    lines = [(entry.path, entry.sha256) for entry in files]
+    lines += [(MANIFEST_NAME, manifest_sha256), (SIGNATURE_NAME, signature_sha256)]
+    text = "".join(f"{digest}  {name}\n" for name, digest in sorted(lines))
+    path = item_dir / SUMS_NAME
+    write_file(path, text.encode("utf-8"))
+    return path

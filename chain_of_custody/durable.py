@@ -1,17 +1,28 @@
-"""Crash-safe file writes: a reader sees the old file or the complete new one, never a part.
+"""Crash-safe writes: the one durable-write primitive every package uses.
 
-Every write goes to a temporary file in the destination's own directory (a rename is only
-atomic within one filesystem), is flushed and fsynced, renamed over the destination, and
-then the directory is fsynced so the rename itself survives a power cut.
+A file that evidence depends on is either absent or complete and on disk, never a part:
+
+* :func:`write_file` creates a new file and fsyncs it (files of an item being staged:
+  the staging folder as a whole is published later by one rename);
+* :func:`atomic_write_bytes` replaces a file: a temporary file in the same folder (a
+  rename is only atomic within one filesystem), flushed and fsynced, renamed over the
+  destination, then the folder fsynced so the rename itself survives a power cut;
+* :func:`atomic_create_bytes` publishes a file only if its name is free (a hard link of
+  the finished temporary file), so two writers cannot both believe they made it;
+* :class:`AtomicFile` streams a large file to disk and publishes it the same way;
+* :func:`fsync_file`, :func:`fsync_dir` and :func:`fsync_tree` make what is already
+  written durable.
 
 Temporary names are ``.tmp-<pid>-<random>-<name>``: the ``.tmp-`` prefix lets the store
-recognise leftovers of a killed process, and the pid lets it tell a live writer from a dead one.
+recognise leftovers of a killed process, and the pid lets it tell a live writer from a
+dead one. Standard library only, like the rest of :mod:`chain_of_custody`.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 from types import TracebackType
@@ -24,7 +35,10 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "fsync_dir",
+    "fsync_file",
+    "fsync_tree",
     "temp_owner_pid",
+    "write_file",
 ]
 
 TEMP_PREFIX = ".tmp-"
@@ -42,6 +56,38 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    """Make the contents of an already written regular file durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(top: Path) -> None:
+    """fsync every regular file and every directory under ``top``, children before parents."""
+    for dirpath, dirnames, filenames in os.walk(top, topdown=False, followlinks=False):
+        for name in [*filenames, *dirnames]:
+            path = os.path.join(dirpath, name)
+            if stat.S_ISREG(os.lstat(path).st_mode):
+                fsync_file(Path(path))
+        fsync_dir(Path(dirpath))
+
+
+def write_file(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Create ``path`` (which must not exist) holding ``data``, fsynced before returning.
+
+    For files inside a folder that is itself published atomically (an item's staging
+    folder): the file needs to be durable, not individually atomic.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def temp_owner_pid(name: str) -> int | None:
@@ -93,20 +139,12 @@ def atomic_create_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
         except OSError as exc:
             if exc.errno not in _NO_HARD_LINKS:
                 raise
-            # Filesystems without hard links (FAT, some SMB shares): O_EXCL still gives
-            # exclusivity, at the cost of a short window where the file is incomplete.
-            _create_exclusive(path, data, mode)
+            # Filesystems without hard links (FAT, exFAT, some SMB shares): O_EXCL still
+            # gives exclusivity, at the cost of a short window where the file is incomplete.
+            write_file(path, data, mode)
         fsync_dir(path.parent)
     finally:
         temp.unlink(missing_ok=True)
-
-
-def _create_exclusive(path: Path, data: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644, encoding: str = "utf-8") -> None:

@@ -23,10 +23,10 @@ from chain_of_custody.errors import IntegrityError
 from chain_of_custody.timeutil import utc_now
 from chain_of_custody.verify import verify_item
 from osint_capture import keys
-from osint_capture.browser import find_browser
 from osint_capture.capture import capture_post
-from osint_capture.engine import CaptureOptions
-from osint_capture.sample_site import SampleSite
+from osint_capture.demo.sample_site import SampleSite
+from osint_capture.engine.browser import find_browser
+from osint_capture.engine.session import CaptureOptions
 
 __all__ = ["DEMO_PASSPHRASE", "run_demo"]
 

@@ -32,11 +32,11 @@ from urllib.parse import urlsplit
 from protego import Protego
 
 from chain_of_custody.errors import CaptureFailed, Refused, UsageError
-from osint_capture.addresses import AddressVerdict, check_public, url_host_port
-from osint_capture.engine import PageSignals
+from osint_capture.lawful.addresses import AddressVerdict, check_public, url_host_port
 
 __all__ = [
     "AccessRecord",
+    "PageSignals",
     "check_target_url",
     "inspect_page",
     "redact_url",
@@ -48,6 +48,20 @@ _LOGIN_PATH = re.compile(
     r"/(log-?in|sign-?in|signin|auth|account/login|accounts/login|session|sso|oauth)(/|\?|$|\.)",
     re.IGNORECASE,
 )
+
+
+@dataclass(frozen=True)
+class PageSignals:
+    """What the lawful-access rules need to see of a loaded page."""
+
+    url: str
+    title: str
+    status: int
+    redirect_chain: tuple[str, ...]
+    password_fields: int
+    visible_text_length: int
+    form_text: str
+    challenge_markers: tuple[str, ...]
 
 
 def redact_url(url: str) -> str:

@@ -1,0 +1,1 @@
+"""``osint-capture demo`` and the bundled sample post site it captures."""
