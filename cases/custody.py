@@ -23,6 +23,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from chain_of_custody.custody import (
+    ACTIONS,
     CUSTODY_LOG_NAME,
     HEAD_NAME,
     build_entry,
@@ -30,7 +31,12 @@ from chain_of_custody.custody import (
     parse_line,
     split_log,
 )
-from chain_of_custody.durable import atomic_write_bytes, fsync_dir
+from chain_of_custody.durable import (
+    append_durable,
+    atomic_write_bytes,
+    fsync_dir,
+    truncate_durable,
+)
 from chain_of_custody.errors import CustodyLogDamaged, UsageError
 from chain_of_custody.signing import Signer
 from chain_of_custody.timeutil import utc_now
@@ -137,14 +143,6 @@ class _Tail:
         self.torn = self.complete_end != self.size
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-    os.fsync(fd)
-
-
 def _write_head(
     case_dir: Path, case_id: str, entry: Mapping[str, Any], line: bytes, signer: Signer
 ) -> None:
@@ -243,9 +241,13 @@ def append_event(
 ) -> dict[str, Any]:
     """Append one signed entry, chained onto the last one; return it parsed.
 
-    Raises :class:`CustodyLogDamaged` (and leaves the file as it was) if the log ends in a
-    torn or unreadable line.
+    Raises ValueError for an ``action`` outside :data:`chain_of_custody.custody.ACTIONS`
+    and :class:`CustodyLogDamaged` if the log ends in a torn or unreadable line; either
+    way the file is left as it was.
     """
+    # A misspelt action would be signed into the log for good; refuse it before the lock.
+    if action not in ACTIONS:
+        raise ValueError(f"unknown custody action {action!r}; known: {', '.join(ACTIONS)}")
     with _locked(case_dir, case_id):
         fd = _open_log(case_dir)
         try:
@@ -261,7 +263,7 @@ def append_event(
                 details=details,
                 signer=signer,
             )
-            _write_all(fd, line)
+            append_durable(fd, line)
             entry = parse_line(line)
             _write_head(case_dir, case_id, entry, line, signer)
             return entry
@@ -323,9 +325,8 @@ def repair_log(
                 details=details,
                 signer=signer,
             )
-            os.ftruncate(fd, keep_end)
-            os.fsync(fd)
-            _write_all(fd, line)
+            truncate_durable(fd, keep_end)
+            append_durable(fd, line)
             entry = parse_line(line)
             _write_head(case_dir, case_id, entry, line, signer)
             return entry

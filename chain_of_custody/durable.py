@@ -10,6 +10,8 @@ A file that evidence depends on is either absent or complete and on disk, never 
 * :func:`atomic_create_bytes` publishes a file only if its name is free (a hard link of
   the finished temporary file), so two writers cannot both believe they made it;
 * :class:`AtomicFile` streams a large file to disk and publishes it the same way;
+* :func:`append_durable` appends to an append-only file (the custody log) in one
+  ``write`` and fsyncs it, and :func:`truncate_durable` cuts one back;
 * :func:`fsync_file`, :func:`fsync_dir` and :func:`fsync_tree` make what is already
   written durable.
 
@@ -31,6 +33,7 @@ from typing import BinaryIO
 __all__ = [
     "TEMP_PREFIX",
     "AtomicFile",
+    "append_durable",
     "atomic_create_bytes",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -38,6 +41,7 @@ __all__ = [
     "fsync_file",
     "fsync_tree",
     "temp_owner_pid",
+    "truncate_durable",
     "write_file",
 ]
 
@@ -88,6 +92,24 @@ def write_file(path: Path, data: bytes, mode: int = 0o644) -> None:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def append_durable(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (opened with ``O_APPEND``), then fsync it.
+
+    One ``write`` call for a line-sized ``data``, so a crash can tear only that line.
+    """
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+    os.fsync(fd)
+
+
+def truncate_durable(fd: int, size: int) -> None:
+    """Cut the file open at ``fd`` back to ``size`` bytes, durably."""
+    os.ftruncate(fd, size)
+    os.fsync(fd)
 
 
 def temp_owner_pid(name: str) -> int | None:

@@ -16,18 +16,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cases.casework import open_case_logged
-from cases.custody import (
-    append_event,
-    check_log_writable,
-    events_for_item,
-    read_events,
-    repair_log,
-)
-from cases.store import CATEGORIES, CATEGORY_DESCRIPTIONS, EvidenceStore, resolve_home
+from cases import actions
+from cases.case import CATEGORIES, CATEGORY_DESCRIPTIONS
+from cases.store import EvidenceStore, resolve_home
+from cases.summary import item_summary
 from chain_of_custody.errors import (
     EXIT_CAPTURE_FAILED,
     EXIT_USAGE,
+    IntegrityError,
     OsintCaptureError,
     SigningKeyError,
     UsageError,
@@ -63,34 +59,22 @@ def _store() -> EvidenceStore:
     return EvidenceStore(resolve_home(_State.home))
 
 
-def _check_key_location() -> None:
-    """The evidence home may be a shared drive: the private key never lives in it."""
-    from osint_capture import keys
-
-    # realpath: "..", symlinks and bind paths must not hide the key inside the home.
-    home = Path(os.path.realpath(resolve_home(_State.home)))
-    key_dir = Path(os.path.realpath(keys.key_dir()))
-    if key_dir == home or home in key_dir.parents:
+def _ask_passphrase(info: Any) -> str:
+    if not sys.stdin.isatty():
         raise SigningKeyError(
-            f"the signing key folder {key_dir} is inside the evidence home {home}",
-            hint="keys never live with the evidence; set OSINT_CAPTURE_KEY_DIR elsewhere",
+            "no passphrase for the signing key",
+            hint="set OSINT_CAPTURE_PASSPHRASE or run from a terminal to be asked",
         )
+    answer: str = typer.prompt(f"Passphrase for {info.operator}'s signing key", hide_input=True)
+    return answer
 
 
 def _signer() -> Signer:
     from osint_capture import keys
 
-    _check_key_location()
-    info = keys.key_info()  # raises with a hint naming `keys init` when there is none
-    passphrase = keys.passphrase_from_env()
-    if passphrase is None:
-        if not sys.stdin.isatty():
-            raise SigningKeyError(
-                "no passphrase for the signing key",
-                hint="set OSINT_CAPTURE_PASSPHRASE or run from a terminal to be asked",
-            )
-        passphrase = typer.prompt(f"Passphrase for {info.operator}'s signing key", hide_input=True)
-    return keys.load_signer(passphrase)
+    # Raises with a hint naming `keys init` when there is no key, and refuses a key
+    # folder inside the evidence home.
+    return keys.signer_for(resolve_home(_State.home), _ask_passphrase)
 
 
 @app.callback()
@@ -126,7 +110,7 @@ def case_open(
     """Open a case. Captures can only go into an open case."""
     signer = _signer()
     store = _store()
-    case = open_case_logged(
+    case = actions.open_case(
         store,
         case_id,
         title=title,
@@ -171,8 +155,8 @@ def case_show(case_id: str) -> None:
     items = store.list_items(case_id)
     _out.print(f"{'items':>13}: {len(items)}")
     for item_id in items:
-        summary = _item_summary(store.item_dir(case_id, item_id))
-        _out.print(f"{'':>13}  {item_id}  {summary}")
+        summary = item_summary(store.item_dir(case_id, item_id))
+        _out.print(f"{'':>13}  {item_id}  {summary.line()}")
     _report_leftovers(store, case_id)
 
 
@@ -180,19 +164,7 @@ def case_show(case_id: str) -> None:
 def case_close(case_id: str) -> None:
     """Close a case: it keeps its evidence and accepts no new captures."""
     signer = _signer()
-    store = _store()
-    store.get_case(case_id)
-    check_log_writable(store.case_dir(case_id), case_id=case_id)  # the close must be logged
-    case = store.close_case(case_id)
-    append_event(
-        store.case_dir(case_id),
-        case_id=case_id,
-        actor=signer.operator,
-        action="case-closed",
-        item_id=None,
-        details={},
-        signer=signer,
-    )
+    case = actions.close_case(_store(), case_id, signer=signer)
     _out.print(f"Closed case {case.case_id}.")
 
 
@@ -200,35 +172,15 @@ def case_close(case_id: str) -> None:
 def case_clean(case_id: str) -> None:
     """Remove leftovers of interrupted captures (never a complete item), and log it."""
     signer = _signer()
-    store = _store()
-    store.get_case(case_id)
-    check_log_writable(store.case_dir(case_id), case_id=case_id)  # every removal is logged
-    leftovers = store.leftovers(case_id)
-    for leftover in leftovers:
-        store.remove_leftover(leftover)
-        append_event(
-            store.case_dir(case_id),
-            case_id=case_id,
-            actor=signer.operator,
-            action="leftover-removed",
-            item_id=leftover.item_id,
-            details={
-                "path": str(leftover.path),
-                "kind": leftover.kind,
-                "size_bytes": leftover.size_bytes,
-                "modified": leftover.modified,
-            },
-            signer=signer,
-        )
+    removed = actions.clean_case(_store(), case_id, signer=signer)
+    for leftover in removed:
         _out.print(f"removed {leftover.kind} leftover {leftover.path}")
-    if not leftovers:
+    if not removed:
         _out.print("No leftovers.")
 
 
 def _report_leftovers(store: EvidenceStore, case_id: str) -> None:
-    from osint_capture.capture import unlogged_items
-
-    for item_id in unlogged_items(store, case_id):
+    for item_id in actions.unlogged_items(store, case_id):
         typer.echo(
             f"warning: item {item_id} has no 'captured' custody entry (interrupted after "
             f"publishing). Record it with `osint-capture custody repair {case_id}`.",
@@ -242,30 +194,6 @@ def _report_leftovers(store: EvidenceStore, case_id: str) -> None:
             f"Remove it with `osint-capture case clean {case_id}`.",
             err=True,
         )
-
-
-def _lab_flag(item_dir: Path) -> bool | None:
-    """Whether the item was captured with --allow-private-network (None: unreadable)."""
-    try:
-        manifest = json.loads((item_dir / "manifest.json").read_bytes())
-    except (OSError, ValueError):
-        return None
-    return bool(manifest.get("provenance", {}).get("access", {}).get("allow_private_network"))
-
-
-def _item_summary(item_dir: Path) -> str:
-    try:
-        manifest = json.loads((item_dir / "manifest.json").read_bytes())
-    except (OSError, ValueError):
-        return "(manifest unreadable)"
-    prov = manifest.get("provenance", {})
-    flags = ""
-    if prov.get("access", {}).get("allow_private_network"):
-        flags += "  [lab only: --allow-private-network]"
-    robots = prov.get("robots", {})
-    flags += "".join(f"  [{d}]" for d in ("noarchive", "noindex") if robots.get(d))
-    url = prov.get("final_url") or prov.get("requested_url")
-    return f"{manifest.get('status')}  {url}{flags}"
 
 
 # -- capture -----------------------------------------------------------------------
@@ -310,7 +238,7 @@ def capture(
     """Capture a public post into a case."""
     from osint_capture.capture import capture_post
     from osint_capture.engine.browser import find_browser
-    from osint_capture.engine.session import CaptureOptions
+    from osint_capture.engine.model import CaptureOptions
 
     width, height = _parse_viewport(viewport)
     options = CaptureOptions(
@@ -358,13 +286,14 @@ def keys_init(
     """Create the ECDSA P-384 signing key (encrypted with a passphrase)."""
     from osint_capture import keys
 
-    _check_key_location()
+    home = resolve_home(_State.home)
+    keys.check_key_location(home)  # before asking for a passphrase
     passphrase = keys.passphrase_from_env()
     if passphrase is None:
         if not sys.stdin.isatty():
             raise SigningKeyError("no passphrase given", hint="set OSINT_CAPTURE_PASSPHRASE")
         passphrase = typer.prompt("New passphrase", hide_input=True, confirmation_prompt=True)
-    info = keys.init_key(operator, passphrase)
+    info = keys.init_key(operator, passphrase, evidence_home=home)
     _out.print(f"Created signing key for {info.operator}")
     _out.print(f"  fingerprint: {info.fingerprint}")
     _out.print(f"  stored in:   {info.path}")
@@ -396,26 +325,10 @@ def keys_export(
 # -- custody -----------------------------------------------------------------------
 
 
-def _find_item(store: EvidenceStore, item_id: str) -> tuple[str, Path]:
-    hits = [
-        (case.case_id, store.item_dir(case.case_id, item_id))
-        for case in store.list_cases()
-        if store.item_dir(case.case_id, item_id).is_dir()
-    ]
-    if not hits:
-        raise UsageError(
-            f"no item '{item_id}' in {store.home}",
-            hint="`osint-capture case show CASE_ID` lists items",
-        )
-    return hits[0]
-
-
 @custody_app.command("show")
 def custody_show(item_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Print an item's custody timeline."""
-    store = _store()
-    case_id, _ = _find_item(store, item_id)
-    events = events_for_item(store.case_dir(case_id), item_id)
+    _, events = actions.item_events(_store(), item_id)
     if as_json:
         typer.echo(json.dumps(events, ensure_ascii=False))
         return
@@ -431,20 +344,12 @@ def custody_show(item_id: str, as_json: Annotated[bool, typer.Option("--json")] 
     _out.print(table)
 
 
-def _custody_event(item_id: str, action: str, details: dict[str, Any]) -> None:
-    signer = _signer()
-    store = _store()
-    case_id, _ = _find_item(store, item_id)
-    entry = append_event(
-        store.case_dir(case_id),
-        case_id=case_id,
-        actor=signer.operator,
-        action=action,
-        item_id=item_id,
-        details=details,
-        signer=signer,
+def _print_logged(logged: actions.LoggedEvent) -> None:
+    entry = logged.entry
+    _out.print(
+        f"Logged {entry['action']} #{entry['seq']} for item {logged.item_id} "
+        f"in case {logged.case_id}."
     )
-    _out.print(f"Logged {action} #{entry['seq']} for item {item_id} in case {case_id}.")
 
 
 @custody_app.command("transfer")
@@ -454,9 +359,8 @@ def custody_transfer(
     reason: Annotated[str, typer.Option("--reason", help="Why it changes hands.")],
 ) -> None:
     """Record that an item passed to someone else."""
-    if not to.strip() or not reason.strip():
-        raise UsageError("--to and --reason must not be empty")
-    _custody_event(item_id, "transferred", {"to": to.strip(), "reason": reason.strip()})
+    signer = _signer()
+    _print_logged(actions.transfer_item(_store(), item_id, to=to, reason=reason, signer=signer))
 
 
 @custody_app.command("note")
@@ -464,9 +368,8 @@ def custody_note(
     item_id: str, text: Annotated[str, typer.Option("--text", help="The note.")]
 ) -> None:
     """Add a note to an item's custody log."""
-    if not text.strip():
-        raise UsageError("--text must not be empty")
-    _custody_event(item_id, "note", {"text": text.strip()})
+    signer = _signer()
+    _print_logged(actions.note_item(_store(), item_id, text=text, signer=signer))
 
 
 @custody_app.command("repair")
@@ -477,31 +380,25 @@ def custody_repair(case_id: str) -> None:
     item an interruption left without its 'captured' entry.
     """
     signer = _signer()
-    store = _store()
-    store.get_case(case_id)
-    entry = repair_log(
-        store.case_dir(case_id), case_id=case_id, actor=signer.operator, signer=signer
-    )
-    from osint_capture.capture import log_unlogged_captures
-
+    outcome = actions.repair_case(_store(), case_id, signer=signer)
+    entry = outcome.log_entry
     if entry is not None:
         _out.print(
             f"Repaired: removed {entry['details']['removed_size']} bytes; "
             f"logged as entry #{entry['seq']}."
         )
-    recovered = log_unlogged_captures(store, case_id, signer)
-    for item_id in recovered:
+    if outcome.refused:
+        raise outcome.refusal_error()
+    for item_id in outcome.recovered:
         _out.print(f"Logged the capture of item {item_id}, which an interruption left unlogged.")
-    if entry is None and not recovered:
+    if entry is None and not outcome.recovered:
         _out.print("The custody log needed no repair.")
 
 
 @custody_app.command("log")
 def custody_log(case_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Print a whole case's custody log."""
-    store = _store()
-    store.get_case(case_id)
-    events = read_events(store.case_dir(case_id))
+    events = actions.case_events(_store(), case_id)
     if as_json:
         typer.echo(json.dumps(events, ensure_ascii=False))
         return
@@ -528,45 +425,20 @@ def verify(
 
     The same checks run without this tool: `python -m chain_of_custody verify ITEM_DIR`.
     """
-    from chain_of_custody.errors import IntegrityError
-    from chain_of_custody.verify import verify_item
-
     signer = _signer()  # the examination is itself a custody event
-    store = _store()
-    case_id, item_dir = _find_item(store, item_id)
-    log = store.case_dir(case_id) / "custody.jsonl"
-    if not log.is_file():
-        raise IntegrityError(f"case {case_id} has no custody log ({log} is missing)")
-    report = verify_item(item_dir, trusted_fingerprints=trust or None, custody_log=log)
-    manifest = item_dir / "manifest.json"
-    details: dict[str, Any] = {
-        "ok": report.ok,
-        "failed_steps": [s.number for s in report.steps if not s.ok],
-    }
-    if manifest.is_file():
-        import hashlib
-
-        details["manifest_sha256"] = hashlib.sha256(manifest.read_bytes()).hexdigest()
-    append_event(
-        store.case_dir(case_id),
-        case_id=case_id,
-        actor=signer.operator,
-        action="verified",
-        item_id=item_id,
-        details=details,
-        signer=signer,
-    )
+    exam = actions.verify_and_log(_store(), item_id, trusted=trust or None, signer=signer)
+    report = exam.report
+    summary = item_summary(exam.item_dir)
     if as_json:
         out = report.to_dict()
-        out["allow_private_network"] = _lab_flag(item_dir)
+        out["allow_private_network"] = summary.allow_private_network
         typer.echo(json.dumps(out, ensure_ascii=False))
     else:
         for step in report.steps:
             _out.print(
                 f"  {'ok  ' if step.ok else 'FAIL'} {step.number}. {step.name}: {step.detail}"
             )
-        summary = _item_summary(item_dir)
-        _out.print(f"item {item_id}: {summary}")
+        _out.print(f"item {item_id}: {summary.line()}")
     if not report.ok:
         failed = report.first_failure
         raise IntegrityError(

@@ -7,13 +7,16 @@ platform's per-user config directory plus ``keys``):
 * ``key.json`` — operator, fingerprint, created, algorithm and the public key, so the key
   can be identified and its public half exported without the passphrase.
 
-This module never prompts; the CLI asks for the passphrase and passes it in.
+The key folder must never be inside the evidence home (which may be a shared drive):
+every path that makes or loads a signing key checks that here (:func:`check_key_location`),
+so none can skip it. This module never prompts; the CLI passes a function that asks.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,12 +43,14 @@ __all__ = [
     "PASSPHRASE_ENV",
     "PRIVATE_KEY_NAME",
     "KeyInfo",
+    "check_key_location",
     "export_public_key",
     "init_key",
     "key_dir",
     "key_info",
     "load_signer",
     "passphrase_from_env",
+    "signer_for",
 ]
 
 KEY_DIR_ENV = "OSINT_CAPTURE_KEY_DIR"
@@ -75,17 +80,48 @@ def key_dir() -> Path:
     return Path(platformdirs.user_config_dir("osint-capture")) / "keys"
 
 
+def check_key_location(evidence_home: Path) -> None:
+    """Refuse a key folder inside the evidence home: keys never live with the evidence.
+
+    Both are resolved with realpath, so "..", symbolic links and bind paths cannot hide
+    the key inside the home.
+    """
+    home = Path(os.path.realpath(evidence_home))
+    folder = Path(os.path.realpath(key_dir()))
+    if folder == home or home in folder.parents:
+        raise SigningKeyError(
+            f"the signing key folder {folder} is inside the evidence home {home}",
+            hint=f"keys never live with the evidence; set {KEY_DIR_ENV} elsewhere",
+        )
+
+
+def signer_for(evidence_home: Path, ask_passphrase: Callable[[KeyInfo], str]) -> Signer:
+    """The operator's signer for work in ``evidence_home``.
+
+    In order: the key folder is not inside the home; there is a key (else a hint naming
+    ``keys init``); the passphrase comes from ``$OSINT_CAPTURE_PASSPHRASE`` or, when
+    that is unset, from ``ask_passphrase`` (which may raise SigningKeyError).
+    """
+    check_key_location(evidence_home)
+    info = key_info()
+    passphrase = passphrase_from_env()
+    if passphrase is None:
+        passphrase = ask_passphrase(info)
+    return load_signer(passphrase, evidence_home=evidence_home)
+
+
 def passphrase_from_env() -> str | None:
     """``$OSINT_CAPTURE_PASSPHRASE``, or None if unset or empty (empty is never valid)."""
     return os.environ.get(PASSPHRASE_ENV) or None
 
 
-def init_key(operator: str, passphrase: str) -> KeyInfo:
+def init_key(operator: str, passphrase: str, *, evidence_home: Path) -> KeyInfo:
     """Create the operator's signing key; refuses to replace an existing one.
 
-    Raises UsageError naming the existing file, or for an empty operator name;
-    SigningKeyError for an empty passphrase.
+    Raises SigningKeyError when the key folder is inside ``evidence_home`` or for an
+    empty passphrase; UsageError naming the existing file, or for an empty operator name.
     """
+    check_key_location(evidence_home)
     operator = operator.strip()
     if not operator:
         raise UsageError("the operator name must not be empty", hint="--operator NAME")
@@ -149,13 +185,14 @@ def key_info() -> KeyInfo:
     return info
 
 
-def load_signer(passphrase: str | None) -> Signer:
+def load_signer(passphrase: str | None, *, evidence_home: Path) -> Signer:
     """The stored key, decrypted, as a Signer for the recorded operator.
 
     ``passphrase`` None means ``$OSINT_CAPTURE_PASSPHRASE``. Raises SigningKeyError if
-    there is no key, no passphrase, a wrong passphrase, or the key is not the one
-    ``key.json`` describes.
+    the key folder is inside ``evidence_home``, there is no key, no passphrase, a wrong
+    passphrase, or the key is not the one ``key.json`` describes.
     """
+    check_key_location(evidence_home)
     info = key_info()
     if passphrase is None:
         passphrase = passphrase_from_env()

@@ -218,13 +218,13 @@ def test_crash_between_publishing_and_logging_is_reported_and_recovered(
     # Crash injection: the process dies at the exact moment it would log the capture.
     crash_at_logging = (
         "import os, sys\n"
-        "import osint_capture.capture as capture\n"
-        "real = capture.append_event\n"
+        "import cases.actions as actions\n"
+        "real = actions.append_event\n"
         "def dying(*args, **kwargs):\n"
         "    if kwargs.get('action') == 'captured':\n"
         "        os._exit(9)\n"
         "    return real(*args, **kwargs)\n"
-        "capture.append_event = dying\n"
+        "actions.append_event = dying\n"
         "from osint_capture.cli import main\n"
         "sys.argv[0] = 'osint-capture'\n"
         "main()\n"

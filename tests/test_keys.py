@@ -16,6 +16,8 @@ from osint_capture import keys
 
 PASSPHRASE = "correct horse battery staple"
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
+# Never created: the key folders of these tests are all outside it.
+EVIDENCE = Path("/nonexistent/osint-capture-test-evidence")
 
 
 @pytest.fixture
@@ -43,7 +45,7 @@ def test_key_dir_defaults_to_the_user_config_dir(
 
 
 def test_init_creates_a_private_encrypted_key(key_home: Path) -> None:
-    info = keys.init_key("DC Jane Doe", PASSPHRASE)
+    info = keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
     key_file = key_home / "signing-key.pem"
     assert info.path == key_file
     assert _mode(key_file) == 0o600
@@ -59,23 +61,23 @@ def test_init_creates_a_private_encrypted_key(key_home: Path) -> None:
 
 
 def test_key_info_reads_back_without_the_passphrase(key_home: Path) -> None:
-    created = keys.init_key("DC Jane Doe", PASSPHRASE)
+    created = keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
     assert keys.key_info() == created
 
 
 def test_load_signer_signs_with_the_stored_key(key_home: Path) -> None:
-    info = keys.init_key("DC Jane Doe", PASSPHRASE)
-    signer = keys.load_signer(PASSPHRASE)
+    info = keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
+    signer = keys.load_signer(PASSPHRASE, evidence_home=EVIDENCE)
     assert signer.operator == "DC Jane Doe"
     assert signer.fingerprint == info.fingerprint
     assert verify_signature(info.public_key_pem, b"evidence", signer.sign(b"evidence"))
 
 
 def test_refuses_to_overwrite_an_existing_key(key_home: Path) -> None:
-    keys.init_key("DC Jane Doe", PASSPHRASE)
+    keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
     before = (key_home / "signing-key.pem").read_bytes()
     with pytest.raises(UsageError) as caught:
-        keys.init_key("Someone Else", "another passphrase")
+        keys.init_key("Someone Else", "another passphrase", evidence_home=EVIDENCE)
     assert str(key_home / "signing-key.pem") in caught.value.message
     assert (key_home / "signing-key.pem").read_bytes() == before
     assert keys.key_info().operator == "DC Jane Doe"
@@ -83,19 +85,19 @@ def test_refuses_to_overwrite_an_existing_key(key_home: Path) -> None:
 
 def test_refuses_an_empty_passphrase(key_home: Path) -> None:
     with pytest.raises(SigningKeyError, match="empty"):
-        keys.init_key("DC Jane Doe", "")
+        keys.init_key("DC Jane Doe", "", evidence_home=EVIDENCE)
     assert not (key_home / "signing-key.pem").exists()
 
 
 def test_refuses_an_empty_operator(key_home: Path) -> None:
     with pytest.raises(UsageError, match="operator"):
-        keys.init_key("   ", PASSPHRASE)
+        keys.init_key("   ", PASSPHRASE, evidence_home=EVIDENCE)
 
 
 def test_wrong_passphrase_is_a_signing_key_error(key_home: Path) -> None:
-    keys.init_key("DC Jane Doe", PASSPHRASE)
+    keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
     with pytest.raises(SigningKeyError, match="wrong passphrase"):
-        keys.load_signer("not the passphrase")
+        keys.load_signer("not the passphrase", evidence_home=EVIDENCE)
 
 
 def test_missing_key_says_how_to_create_one(key_home: Path) -> None:
@@ -103,46 +105,46 @@ def test_missing_key_says_how_to_create_one(key_home: Path) -> None:
         keys.key_info()
     assert "keys init" in caught.value.one_line()
     with pytest.raises(SigningKeyError) as caught_load:
-        keys.load_signer(PASSPHRASE)
+        keys.load_signer(PASSPHRASE, evidence_home=EVIDENCE)
     assert "keys init" in caught_load.value.one_line()
 
 
 def test_passphrase_comes_from_the_environment(
     key_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    info = keys.init_key("DC Jane Doe", PASSPHRASE)
+    info = keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
     assert keys.passphrase_from_env() is None
     with pytest.raises(SigningKeyError) as caught:
-        keys.load_signer(None)
+        keys.load_signer(None, evidence_home=EVIDENCE)
     assert "OSINT_CAPTURE_PASSPHRASE" in caught.value.one_line()
     monkeypatch.setenv("OSINT_CAPTURE_PASSPHRASE", PASSPHRASE)
     assert keys.passphrase_from_env() == PASSPHRASE
-    assert keys.load_signer(None).fingerprint == info.fingerprint
+    assert keys.load_signer(None, evidence_home=EVIDENCE).fingerprint == info.fingerprint
 
 
 def test_key_json_that_does_not_match_the_key_is_refused(
     key_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    keys.init_key("DC Jane Doe", PASSPHRASE)
+    keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
     # A key.json from another key store, copied next to this private key.
     other_home = tmp_path / "other"
     monkeypatch.setenv("OSINT_CAPTURE_KEY_DIR", str(other_home))
-    keys.init_key("Someone Else", PASSPHRASE)
+    keys.init_key("Someone Else", PASSPHRASE, evidence_home=EVIDENCE)
     monkeypatch.setenv("OSINT_CAPTURE_KEY_DIR", str(key_home))
     shutil.copy(other_home / "key.json", key_home / "key.json")
     with pytest.raises(SigningKeyError, match="does not hold the key"):
-        keys.load_signer(PASSPHRASE)
+        keys.load_signer(PASSPHRASE, evidence_home=EVIDENCE)
 
 
 def test_missing_key_json_is_reported(key_home: Path) -> None:
-    keys.init_key("DC Jane Doe", PASSPHRASE)
+    keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
     (key_home / "key.json").unlink()
     with pytest.raises(SigningKeyError, match=r"key\.json"):
         keys.key_info()
 
 
 def test_export_public_key_to_a_file_and_a_directory(key_home: Path, tmp_path: Path) -> None:
-    info = keys.init_key("DC Jane Doe", PASSPHRASE)
+    info = keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
     out_file = keys.export_public_key(tmp_path / "jane.pub.pem")
     assert out_file == tmp_path / "jane.pub.pem"
     assert out_file.read_text() == info.public_key_pem
@@ -154,8 +156,8 @@ def test_export_public_key_to_a_file_and_a_directory(key_home: Path, tmp_path: P
 
 @pytest.mark.skipif(not Path(OPENSSL).exists(), reason="openssl not installed")
 def test_exported_public_key_verifies_with_openssl(key_home: Path, tmp_path: Path) -> None:
-    keys.init_key("DC Jane Doe", PASSPHRASE)
-    signer = keys.load_signer(PASSPHRASE)
+    keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
+    signer = keys.load_signer(PASSPHRASE, evidence_home=EVIDENCE)
     data = tmp_path / "manifest.json"
     data.write_bytes(b'{"a":1}')
     (tmp_path / "manifest.json.sig").write_bytes(signer.sign(data.read_bytes()))
@@ -176,3 +178,24 @@ def test_exported_public_key_verifies_with_openssl(key_home: Path, tmp_path: Pat
         check=False,
     )
     assert result.stdout.strip() == "Verified OK"
+
+
+def test_a_key_folder_inside_the_evidence_home_is_refused_on_every_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "evidence"
+    inside = home / "keys"
+    keys_link = tmp_path / "keys-link"  # looks outside, resolves inside
+    monkeypatch.setenv("OSINT_CAPTURE_KEY_DIR", str(inside))
+    keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=tmp_path / "elsewhere")
+    keys_link.symlink_to(inside)
+    monkeypatch.setenv("OSINT_CAPTURE_KEY_DIR", str(keys_link))
+    with pytest.raises(SigningKeyError, match="inside the evidence home"):
+        keys.load_signer(PASSPHRASE, evidence_home=home)
+    with pytest.raises(SigningKeyError, match="inside the evidence home"):
+        keys.signer_for(home, lambda info: PASSPHRASE)
+    assert keys.signer_for(tmp_path / "elsewhere", lambda info: PASSPHRASE).operator
+    monkeypatch.setenv("OSINT_CAPTURE_KEY_DIR", str(home / "new-keys"))
+    with pytest.raises(SigningKeyError, match="inside the evidence home"):
+        keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=home)
+    assert not (home / "new-keys").exists()

@@ -15,13 +15,8 @@ from typing import Any
 import pytest
 
 from osint_capture.demo.sample_site import ROBOTS_TXT, SampleSite
-from osint_capture.lawful.rules import (
-    AccessRecord,
-    PageSignals,
-    inspect_page,
-    redact_url,
-    robots_verdict,
-)
+from osint_capture.lawful.robots import robots_verdict
+from osint_capture.lawful.rules import AccessRecord, PageSignals, inspect_page, redact_url
 from tests.conftest import Cli
 
 

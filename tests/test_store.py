@@ -11,16 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from cases.store import (
-    CATEGORIES,
-    CATEGORY_DESCRIPTIONS,
-    Case,
-    EvidenceStore,
-    Leftover,
-    is_item_id,
-    new_item_id,
-    resolve_home,
-)
+from cases.case import CATEGORIES, CATEGORY_DESCRIPTIONS, Case, is_item_id, new_item_id
+from cases.staging import Leftover
+from cases.store import EvidenceStore, resolve_home
 from chain_of_custody.durable import (
     AtomicFile,
     atomic_create_bytes,

@@ -16,17 +16,15 @@ from pathlib import Path
 
 from rich.console import Console
 
-from cases.casework import open_case_logged
-from cases.custody import append_event
+from cases import actions
 from cases.store import EvidenceStore
 from chain_of_custody.errors import IntegrityError
 from chain_of_custody.timeutil import utc_now
-from chain_of_custody.verify import verify_item
 from osint_capture import keys
 from osint_capture.capture import capture_post
 from osint_capture.demo.sample_site import SampleSite
 from osint_capture.engine.browser import find_browser
-from osint_capture.engine.session import CaptureOptions
+from osint_capture.engine.model import CaptureOptions
 
 __all__ = ["DEMO_PASSPHRASE", "run_demo"]
 
@@ -39,15 +37,15 @@ def run_demo(home: Path | None, out: Console) -> None:
     previous = os.environ.get(keys.KEY_DIR_ENV)
     os.environ[keys.KEY_DIR_ENV] = str(key_dir)
     try:
-        keys.init_key("Demo Operator", DEMO_PASSPHRASE)
-        signer = keys.load_signer(DEMO_PASSPHRASE)
+        keys.init_key("Demo Operator", DEMO_PASSPHRASE, evidence_home=store.home)
+        signer = keys.load_signer(DEMO_PASSPHRASE, evidence_home=store.home)
     finally:
         if previous is None:
             os.environ.pop(keys.KEY_DIR_ENV, None)
         else:
             os.environ[keys.KEY_DIR_ENV] = previous
     case_id = "DEMO-" + utc_now()[:19].replace("-", "").replace(":", "")
-    open_case_logged(
+    actions.open_case(
         store,
         case_id,
         title="Demo: missing teenager post on the bundled sample site",
@@ -72,19 +70,10 @@ def run_demo(home: Path | None, out: Console) -> None:
     out.print(f"  item folder: {report.item_dir}")
     for path in sorted(report.item_dir.iterdir()):
         out.print(f"    {path.name:<20} {path.stat().st_size:>12,} bytes")
-    result = verify_item(report.item_dir)
+    result = actions.verify_and_log(store, report.item_id, trusted=None, signer=signer).report
     for step in result.steps:
         mark = "ok  " if step.ok else "FAIL"
         out.print(f"  verify {step.number}. {mark} {step.name}: {step.detail}")
-    append_event(
-        store.case_dir(case_id),
-        case_id=case_id,
-        actor=signer.operator,
-        action="verified",
-        item_id=report.item_id,
-        details={"ok": result.ok, "manifest_sha256": report.manifest_sha256},
-        signer=signer,
-    )
     if not result.ok:
         shutil.rmtree(key_dir, ignore_errors=True)
         raise IntegrityError(f"the demo item {report.item_dir} failed verification")

@@ -24,15 +24,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from chain_of_custody.timeutil import format_utc, utc_now
+from osint_capture.engine.exchange import BlockedRequest, BodySink, Exchange
 
 __all__ = [
     "BlockedRequest",
@@ -48,123 +47,14 @@ RequestGate = Callable[[str], Awaitable[tuple[str, str] | None]]
 
 _DOCUMENT_TYPES = {"Document"}
 _IO_CHUNK = 1 << 20
-# Documents above this size, and media documents of unknown size, are streamed to disk
-# rather than read whole (see Recorder._stream_withheld).
-_WHOLE_DOCUMENT_LIMIT = 16 * 1024 * 1024
-_RENDERED_TYPES = ("text/", "application/xhtml", "application/xml", "image/svg", "application/json")
-
-
-def _withhold_reason(exchange: Exchange) -> str | None:
-    headers = {k.lower(): v for k, v in exchange.response_headers}
-    mime = headers.get("content-type", "").split(";")[0].strip().lower()
-    length = headers.get("content-length", "")
-    encoded = "content-encoding" in headers
-    if length.isdigit() and not encoded and int(length) > _WHOLE_DOCUMENT_LIMIT:
-        return f"a {mime or 'document'} of {int(length)} bytes"
-    if not length.isdigit() and mime.startswith(("video/", "audio/", "application/octet-stream")):
-        return f"a {mime} of unknown length"
-    if (
-        length.isdigit()
-        and int(length) > _WHOLE_DOCUMENT_LIMIT // 4
-        and not mime.startswith(_RENDERED_TYPES)
-    ):
-        return f"a {mime or 'file'} of {int(length)} bytes"
-    return None
-
-
 _WHOLE_BODY_TIMEOUT = 20.0
+_STOP_WAIT = 5.0
 
 
 class _CDP(Protocol):
     async def send(self, method: str, params: dict[str, Any] | None = None) -> Any: ...
 
     def on(self, event: str, f: Callable[..., Any]) -> Any: ...
-
-
-@dataclass
-class Exchange:
-    """One request and the response to it, as the browser saw them."""
-
-    order: int
-    network_id: str
-    url: str
-    method: str
-    resource_type: str
-    request_headers: dict[str, str]
-    request_body: bytes | None
-    request_time: str
-    status: int = 0
-    status_text: str = ""
-    response_headers: list[tuple[str, str]] = field(default_factory=list)
-    response_time: str = ""
-    protocol: str | None = None
-    remote_ip: str | None = None
-    remote_port: int | None = None
-    security_details: dict[str, Any] | None = None
-    mime_type: str | None = None
-    frame_id: str | None = None
-    body_path: Path | None = None
-    body_size: int = 0
-    body_sha256: str | None = None
-    complete: bool = False
-    truncated: str | None = None  # WARC-Truncated reason: length, time, disconnect, unspecified
-    failure: str | None = None
-    # The browser itself abandoned the load (navigation away, a superseded favicon):
-    # recorded, but not a gap in what the page showed.
-    canceled: bool = False
-    # "network": the headers as the network stack sent them (Network.*ExtraInfo);
-    # "fetch": as the page asked for them, before the network stack added its own.
-    request_headers_source: str = "fetch"
-    # Loaded by the browser for itself (the tab's favicon), not by the page: recorded,
-    # but neither waited for nor a gap in what the page showed.
-    browser_initiated: bool = False
-    # A document too large (or a media file) to hand to the browser whole: its body was
-    # streamed into the WARC and the browser was not shown it.
-    withheld: str | None = None
-
-    @property
-    def is_redirect(self) -> bool:
-        return 300 <= self.status < 400 and self.location is not None
-
-    @property
-    def location(self) -> str | None:
-        for name, value in self.response_headers:
-            if name.lower() == "location":
-                return value
-        return None
-
-
-@dataclass(frozen=True)
-class BlockedRequest:
-    url: str
-    reason: str
-    time: str
-    rule: str  # "access" (lawful-access rules), "dns" or "size-limit"
-
-
-class _BodySink:
-    """A body file that hashes bytes as they are written (one pass per byte)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fh: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
-        self._hash = hashlib.sha256()
-        self.size = 0
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        if self.closed or not data:
-            return
-        self._fh.write(data)
-        self._hash.update(data)
-        self.size += len(data)
-
-    def close(self) -> str:
-        if not self.closed:
-            self._fh.flush()
-            self._fh.close()
-            self.closed = True
-        return self._hash.hexdigest()
 
 
 class Recorder:
@@ -187,7 +77,7 @@ class Recorder:
         self.size_limit_reached = False
         self.total_bytes = 0
         self._current: dict[str, Exchange] = {}  # network id -> latest hop
-        self._sinks: dict[str, _BodySink] = {}
+        self._sinks: dict[str, BodySink] = {}
         self._pending_data: dict[str, list[bytes]] = {}
         self._inflight: set[str] = set()
         self._last_activity = time.monotonic()
@@ -226,8 +116,13 @@ class Recorder:
     async def stop(self) -> None:
         """Stop recording: whatever is still streaming is kept, marked truncated."""
         self._closed = True
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        if tasks:
+            # Let each cancelled handler unwind (marking its body cut) before the bodies
+            # are read; bounded, since a handler may be stuck in a call to the browser.
+            await asyncio.wait(tasks, timeout=_STOP_WAIT)
         for network_id, sink in list(self._sinks.items()):
             exchange = self._current.get(network_id)
             digest = sink.close()
@@ -427,10 +322,14 @@ class Recorder:
                 return
             if not self._closed:
                 self.errors.append(f"{params.get('request', {}).get('url', '?')}: {exc}")
-                # Never leave the browser waiting on a request the recorder gave up on.
-                stage = "Request" if params.get("responseStatusCode") is None else "Response"
+                # Never leave the browser waiting on a request the recorder gave up on; but
+                # one paused before the gate approved it is failed, never let out.
+                if params.get("responseStatusCode") is None:
+                    method, extra = "Fetch.failRequest", {"errorReason": "BlockedByClient"}
+                else:
+                    method, extra = "Fetch.continueResponse", {}
                 with contextlib.suppress(Exception):
-                    await self._cdp.send(f"Fetch.continue{stage}", {"requestId": request_id})
+                    await self._cdp.send(method, {"requestId": request_id, **extra})
 
     async def _request_stage(self, params: dict[str, Any]) -> None:
         request_id = params["requestId"]
@@ -439,7 +338,11 @@ class Recorder:
         if self.size_limit_reached:
             verdict = ("size-limit", "size limit reached; no further requests")
         elif self._gate is not None:
-            verdict = await self._gate(url)
+            try:
+                verdict = await self._gate(url)
+            except Exception as exc:
+                # Fail closed: a request the rules could not check never leaves the browser.
+                verdict = ("access", f"the access rules could not check this request ({exc})")
         if verdict is not None:
             rule, reason = verdict
             self.blocked.append(BlockedRequest(url=url, reason=reason, time=utc_now(), rule=rule))
@@ -485,7 +388,7 @@ class Recorder:
         body_path = self._body_dir / f"{exchange.order:06d}.body"
         exchange.body_path = body_path
         if exchange.resource_type in _DOCUMENT_TYPES:
-            withhold = _withhold_reason(exchange)
+            withhold = exchange.withhold_reason()
             if withhold is not None:
                 await self._stream_withheld(request_id, network_id, exchange, withhold)
                 return
@@ -493,7 +396,7 @@ class Recorder:
             await self._cdp.send("Fetch.continueResponse", {"requestId": request_id})
             return
 
-        sink = _BodySink(body_path)
+        sink = BodySink(body_path)
         self._sinks[network_id] = sink
         self._pending_data[network_id] = []
         try:
@@ -528,7 +431,7 @@ class Recorder:
         player, which the capture reports.
         """
         assert exchange.body_path is not None
-        sink = _BodySink(exchange.body_path)
+        sink = BodySink(exchange.body_path)
         exchange.withheld = why
         try:
             answer = await self._cdp.send(
@@ -573,7 +476,7 @@ class Recorder:
     ) -> None:
         """Read a paused response's whole body in one answer (documents, fallbacks)."""
         assert exchange.body_path is not None
-        sink = _BodySink(exchange.body_path)
+        sink = BodySink(exchange.body_path)
         try:
             answer = await asyncio.wait_for(
                 self._cdp.send("Fetch.getResponseBody", {"requestId": request_id}),

@@ -16,16 +16,20 @@ from datetime import datetime
 from io import BytesIO
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from osint_capture.engine.recorder import Exchange
+from chain_of_custody.item import RENDERINGS, WARC_NAME, media_type_of
+from osint_capture.engine.exchange import Exchange
+from osint_capture.engine.model import EngineResult
 
 __all__ = [
     "ArchiveRecordRef",
     "CaptureWarc",
     "warc_date",
+    "write_capture_warc",
 ]
 
 _CHUNK = 1 << 20
@@ -176,8 +180,6 @@ class CaptureWarc:
 
     def exchange(self, ex: Exchange, warcinfo_id: str) -> ArchiveRecordRef:
         """Write the request and response records for one exchange; return the response."""
-        from urllib.parse import urlsplit
-
         parts = urlsplit(ex.url)
         path = parts.path or "/"
         if parts.query:
@@ -259,3 +261,32 @@ class CaptureWarc:
             extra=extra,
             content_type=media_type,
         )
+
+
+def write_capture_warc(result: EngineResult, warc_path: Path, info: dict[str, str]) -> int:
+    """The capture's WARC: warcinfo, every exchange (response, then its request), then
+    the renderings, each referring to the page's response; returns the number of
+    records. (Sealing the item fsyncs it with every other file.)"""
+    with open(warc_path, "wb") as fh:
+        warc = CaptureWarc(fh)
+        info_id = warc.warcinfo(WARC_NAME, info, result.started).record_id
+        main_ref: ArchiveRecordRef | None = None
+        for ex in result.exchanges:
+            ref = warc.exchange(ex, info_id)
+            if ex is result.main_exchange:
+                main_ref = ref
+        target = result.final_url or result.requested_url
+        for step, name, record_type in RENDERINGS:
+            path = result.renderings.get(step)
+            if path is None:
+                continue
+            warc.rendering(
+                f"urn:osint-capture:{step}:{target}",
+                record_type,
+                path,
+                media_type_of(name),
+                result.ended,
+                info_id,
+                main_ref,
+            )
+        return len(warc.records)

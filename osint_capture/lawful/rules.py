@@ -18,29 +18,39 @@ explains them in plain words.
 5. No bot challenges: reCAPTCHA, hCaptcha, Turnstile, "verify you are human"
    interstitials stop the capture; nothing is solved or retried around.
 6. robots.txt is fetched and its verdict recorded; with ``--respect-robots`` a
-   Disallow refuses the capture.
+   Disallow refuses the capture (:mod:`osint_capture.lawful.robots`).
+
+:class:`AccessRecord` is the one place they are enforced during a capture: before the
+browser starts (:meth:`AccessRecord.check_target`), on every request the browser makes
+(:meth:`AccessRecord.gate`), on the page that loaded (:meth:`AccessRecord.inspect`), on
+robots.txt (:meth:`AccessRecord.robots`) and, once the browser has closed, on every
+address it actually connected to (:meth:`AccessRecord.check_connected`). The engine
+only asks, through :class:`PageRules`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from protego import Protego
-
 from chain_of_custody.errors import CaptureFailed, Refused, UsageError
-from osint_capture.lawful.addresses import AddressVerdict, check_public, url_host_port
+from osint_capture.lawful.addresses import AddressVerdict, check_public, classify_ip, url_host_port
+from osint_capture.lawful.robots import robots_verdict
 
 __all__ = [
+    "AccessInspector",
     "AccessRecord",
+    "PageRules",
     "PageSignals",
+    "RequestGate",
+    "RobotsPolicy",
     "check_target_url",
     "inspect_page",
     "redact_url",
-    "robots_verdict",
 ]
 
 _ALLOWED_SCHEMES = ("http", "https")
@@ -62,6 +72,24 @@ class PageSignals:
     visible_text_length: int
     form_text: str
     challenge_markers: tuple[str, ...]
+
+
+# Before a request leaves the browser: None to allow it, or (rule, reason) to block it;
+# rule "access" is a lawful-access refusal, "dns" a name that did not resolve.
+RequestGate = Callable[[str], Awaitable[tuple[str, str] | None]]
+# A refusal reason for the page that loaded, or None when it may be captured.
+AccessInspector = Callable[[PageSignals], str | None]
+# robots.txt text (None if unavailable), its HTTP status and the URL: (verdict, refusal).
+RobotsPolicy = Callable[[str | None, int | None, str], tuple[dict[str, Any], str | None]]
+
+
+@dataclass(frozen=True)
+class PageRules:
+    """What the engine asks the access rules during a capture (each may be absent)."""
+
+    gate: RequestGate | None = None
+    inspector: AccessInspector | None = None
+    robots_policy: RobotsPolicy | None = None
 
 
 def redact_url(url: str) -> str:
@@ -164,6 +192,51 @@ class AccessRecord:
         self.checked[f"{host}:{port}"] = [_verdict_record(v) for v in verdicts]
         return verdicts
 
+    def check_target(self, url: str) -> None:
+        """Rules 1-3 for the URL itself, before the browser starts (raises Refused)."""
+        check_target_url(url)
+        self.target_verdicts(url)
+
+    def inspect(self, signals: PageSignals) -> str | None:
+        """Rules 4 and 5 for the page that loaded."""
+        return inspect_page(signals)
+
+    def robots(
+        self, text: str | None, status: int | None, url: str
+    ) -> tuple[dict[str, Any], str | None]:
+        """Rule 6: the robots.txt verdict; a refusal only with ``--respect-robots``."""
+        return robots_verdict(text, status, url, respect=self.respect_robots)
+
+    def page_rules(self) -> PageRules:
+        """These rules as the engine asks them during the capture."""
+        return PageRules(gate=self.gate, inspector=self.inspect, robots_policy=self.robots)
+
+    def check_connected(self, connections: Iterable[tuple[str, str]]) -> None:
+        """Rule 3 once more, on each (URL, address) the browser actually connected to.
+
+        The browser resolves names itself: a name that resolved to a public address for
+        the check and to a private one for the browser (DNS rebinding) is caught here.
+        """
+        if self.allow_private_network:
+            return
+        for url, address in connections:
+            try:
+                verdict = classify_ip(address.strip("[]"))
+            except UsageError:
+                continue
+            if not verdict.public:
+                raise Refused(
+                    f"the browser connected to {verdict.address} ({verdict.reason}) for {url}; "
+                    "only public addresses may be captured",
+                    hint="the name resolved differently for the browser than for the check",
+                )
+
+    def record_blocked(self, blocked: Iterable[tuple[str, str, str]]) -> None:
+        """Keep the requests the rules blocked, (url, reason, time), for the manifest."""
+        self.blocked = [
+            {"url": url, "reason": reason, "time": time} for url, reason, time in blocked
+        ]
+
     def as_record(self) -> dict[str, Any]:
         rules = [
             "http and https only",
@@ -218,34 +291,3 @@ def inspect_page(signals: PageSignals) -> str | None:
         if non_form < 400 or _LOGIN_PATH.search(urlsplit(signals.url).path or "/"):
             return f"login wall: the page's main content is a password form ({signals.url})"
     return None
-
-
-def robots_verdict(
-    text: str | None, status: int | None, url: str, *, respect: bool
-) -> tuple[dict[str, Any], str | None]:
-    """Rule 6: the robots.txt verdict for ``url``; a refusal only when respected."""
-    if text is None:
-        if status is not None and 400 <= status < 500:
-            # RFC 9309 2.3.1.3: an unavailable robots.txt (4xx) allows everything.
-            return {"verdict": "no robots.txt", "allowed": True, "enforced": respect}, None
-        # RFC 9309 2.3.1.4: unreachable (5xx, network error) means assume complete disallow.
-        record = {"verdict": "robots.txt unreachable", "allowed": False, "enforced": respect}
-        if respect:
-            return record, (
-                f"robots.txt could not be fetched (HTTP {status})"
-                if status
-                else "robots.txt could not be fetched"
-            ) + " and --respect-robots treats an unreachable robots.txt as disallow-all"
-        return record, None
-    # Protego follows RFC 9309 (longest match, * and $ wildcards); the standard
-    # library's parser does not, and would call some disallowed URLs allowed.
-    allowed = bool(Protego.parse(text).can_fetch(url, "*"))
-    record = {
-        "verdict": "allowed" if allowed else "disallowed",
-        "allowed": allowed,
-        "user_agent_checked": "*",
-        "enforced": respect,
-    }
-    if not allowed and respect:
-        return record, f"robots.txt disallows {url} and --respect-robots was given"
-    return record, None

@@ -138,6 +138,7 @@ INDEX_LINKS: tuple[tuple[str, str], ...] = (
     ("/empty", "204 No Content"),
     ("/broken", "Connection closed without a response"),
     ("/user/dana", "Author profile"),
+    ("/returning-visitor", "Sets a cookie and localStorage; says whether either came back"),
 )
 
 _Query = dict[str, list[str]]
@@ -1241,6 +1242,27 @@ class _Handler(BaseHTTPRequestHandler):
             headers=[("X-Robots-Tag", "noindex")],
         )
 
+    def _returning_visitor(self, query: _Query) -> None:
+        # Whatever one capture leaves in its browser context (a cookie, localStorage)
+        # must not reach the next capture: this page says whether it did.
+        cookie = self.headers.get("Cookie") or "none"
+        script = (
+            "<script>\n"
+            "const seen = localStorage.getItem('visited') || 'none';\n"
+            "document.getElementById('storage').textContent = 'localStorage seen: ' + seen;\n"
+            "localStorage.setItem('visited', 'yes');\n"
+            "</script>\n"
+        )
+        self._send(
+            HTTPStatus.OK,
+            _simple_page(
+                "Returning visitor",
+                f"Cookie received: {cookie}",
+                extra='<p id="storage">localStorage not read</p>\n' + script,
+            ),
+            headers=[("Set-Cookie", "visited=yes; Path=/; Max-Age=3600")],
+        )
+
     def _worker_page(self, query: _Query) -> None:
         # A dedicated worker and a WebSocket: requests the page's own frame does not make.
         script = (
@@ -1329,6 +1351,7 @@ _ROUTES: dict[str, _Route] = {
     "/noindex": _Handler._noindex,
     "/empty": _Handler._empty,
     "/worker": _Handler._worker_page,
+    "/returning-visitor": _Handler._returning_visitor,
     "/api/from-worker": _Handler._worker_data,
     "/ws/live": _Handler._worker_data,
     "/broken": _Handler._broken,

@@ -1,0 +1,410 @@
+"""The named steps of one capture, in order; each is recorded with its state and times.
+
+:data:`PAGE_STEPS` is the one list of them (``launch-browser`` comes before, from the
+session):
+
+``robots-txt``    the host's robots.txt, fetched by the browser so it is in the WARC;
+``navigate``      load the URL, every redirect hop kept; HTTP 429 honoured, bounded;
+``access-check``  the lawful-access rules judge what loaded (login walls, bot
+                  challenges), after the load event; a page that cannot be checked is
+                  refused (fail closed);
+``settle``        the network goes quiet;
+``scroll``        scroll to the bottom until the page stops growing (lazy images,
+                  infinite-scroll comments);
+``screenshot``, ``pdf``, ``dom``, ``text``, ``metadata``   see :mod:`.render`.
+
+A step that times out or fails makes the capture *partial*; the rest still run. When the
+page is a file withheld from the browser (a direct link to a video), the steps that need
+a rendered page are recorded as ``skipped``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+from chain_of_custody.errors import CaptureFailed, Refused
+from chain_of_custody.timeutil import utc_now
+from osint_capture.engine.exchange import Exchange
+from osint_capture.engine.pagejs import AT_BOTTOM_JS, SCROLL_JS, SIGNALS_JS
+from osint_capture.engine.pagerun import PageRun, bound, first_line, ms
+from osint_capture.engine.render import (
+    dom_step,
+    metadata_step,
+    pdf_step,
+    screenshot_step,
+    text_step,
+)
+from osint_capture.lawful.rules import PageSignals
+
+__all__ = ["PAGE_STEPS", "Step", "run_page_steps"]
+
+_MAX_RETRY_AFTER = 30.0
+_MAX_429_ATTEMPTS = 3
+_WITHHELD_SKIP = "the page is a file kept in the WARC"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One named step; ``renders`` steps need a page the browser rendered."""
+
+    name: str
+    run: Callable[[PageRun], Awaitable[None]]
+    renders: bool
+
+
+async def run_page_steps(run: PageRun) -> None:
+    """Run :data:`PAGE_STEPS` in order; raises Refused or CaptureFailed to stop."""
+    for step in PAGE_STEPS:
+        if step.renders and run.withheld:
+            run.steps.record(step.name, "skipped", utc_now(), _WITHHELD_SKIP)
+            continue
+        await step.run(run)
+
+
+# -- robots-txt ---------------------------------------------------------------------
+
+
+async def robots_step(run: PageRun) -> None:
+    """``robots-txt``: fetched and judged (rule 6); refuses only under --respect-robots."""
+    policy = run.rules.robots_policy
+    if policy is None:
+        return
+    t = utc_now()
+    parts = urlsplit(run.url)
+    robots_url = f"{parts.scheme}://{parts.netloc}/robots.txt"
+    text: str | None = None
+    status: int | None = None
+    result = run.result
+    try:
+        response = await run.page.goto(
+            robots_url, wait_until="commit", timeout=ms(min(10.0, run.clock.left(load=True)))
+        )
+        if response is not None:
+            status = response.status
+            body = await asyncio.wait_for(
+                response.body(), timeout=bound(run.clock, 10.0, load=True)
+            )
+            text = body.decode("utf-8", errors="replace") if status == 200 else None
+    except (PlaywrightError, TimeoutError) as exc:
+        result.robots = {"url": robots_url, "error": first_line(exc)}
+    verdict, refusal = policy(text, status, run.url)
+    result.robots = {"url": robots_url, "status": status, **result.robots, **verdict}
+    if text is not None:
+        result.robots["text"] = text
+    run.steps.record("robots-txt", "done", t, str(verdict.get("verdict", "")))
+    if refusal is not None:
+        raise Refused(
+            refusal, hint="captured without --respect-robots, robots.txt is informational"
+        )
+
+
+# -- navigate -----------------------------------------------------------------------
+
+
+async def navigate_step(run: PageRun) -> None:
+    """``navigate``: load the URL, honouring 429 Retry-After within a bound."""
+    t = utc_now()
+    attempts, waited = 0, 0.0
+    while True:
+        attempts += 1
+        first_new = len(run.recorder.exchanges)
+        document = await _load(run, t, first_new)
+        if document.withheld or document.status != 429:
+            break
+        delay = _retry_after(document)
+        if (
+            delay is None
+            or attempts >= _MAX_429_ATTEMPTS
+            or waited + delay > _MAX_RETRY_AFTER
+            or delay > run.clock.left(load=True)
+        ):
+            run.steps.record("navigate", "failed", t, f"HTTP 429 after {attempts} attempt(s)")
+            raise CaptureFailed(
+                f"the site answered HTTP 429 Too Many Requests {attempts} time(s)"
+                + (f"; Retry-After {delay:g} s is beyond the bound" if delay else ""),
+                hint="try again later",
+            )
+        waited += delay
+        await asyncio.sleep(delay)
+    main = _main_document(run, first_new) or document
+    _record_main(run, main, first_new, attempts, t)
+    if main.withheld:
+        await _withheld_document(run, main)
+
+
+async def _load(run: PageRun, t: str, first_new: int) -> Exchange:
+    """One navigation: the page's document, or the error that says why there is none."""
+    try:
+        await run.page.goto(run.url, wait_until="commit", timeout=ms(run.clock.left(load=True)))
+    except PlaywrightTimeoutError:
+        if _main_document(run, first_new) is None:
+            run.steps.record("navigate", "failed", t, "nothing loaded before the time limit")
+            raise CaptureFailed(
+                f"nothing loaded from {run.url} within the time limit", hint="is the site up?"
+            ) from None
+    except PlaywrightError as exc:
+        wall = _main_document(run, first_new)
+        if wall is not None and wall.withheld and wall.body_size > 0:
+            # A large file kept whole in the WARC; the browser was deliberately not
+            # shown it, so its navigation "failed". Not a failed capture.
+            return wall
+        _navigation_failed(run, str(exc).splitlines()[0], wall, t)
+    current = _main_document(run, first_new)
+    if current is None:
+        run.steps.record("navigate", "failed", t, "no document was received")
+        raise CaptureFailed(f"nothing loaded from {run.url}")
+    return current
+
+
+def _navigation_failed(run: PageRun, message: str, wall: Exchange | None, t: str) -> None:
+    """Raise what a failed navigation means: a refusal, a redirect loop, a failure."""
+    run.steps.record("navigate", "failed", t, message)
+    if wall is not None and run.rules.inspector is not None:
+        # Chromium gives up on an auth challenge it cannot answer; the 401/407 that it
+        # got is what the access rules judge.
+        refusal = run.rules.inspector(_status_signals(wall, run))
+        if refusal is not None:
+            raise Refused(refusal) from None
+    if "ERR_TOO_MANY_REDIRECTS" in message:
+        raise CaptureFailed(f"redirect loop at {run.url}") from None
+    if "ERR_BLOCKED_BY_CLIENT" in message:
+        # The page itself (or a redirect hop of it) was stopped before it left the
+        # browser: say by which rule.
+        hops = [b for b in run.recorder.blocked if b.time >= t]
+        for rule, error in (("access", Refused), ("dns", CaptureFailed)):
+            hit = next((b for b in reversed(hops) if b.rule == rule), None)
+            if hit is not None:
+                raise error(f"{hit.reason} ({hit.url})") from None
+    raise CaptureFailed(f"could not load {run.url}: {message}") from None
+
+
+def _record_main(run: PageRun, main: Exchange, first_new: int, attempts: int, t: str) -> None:
+    result = run.result
+    run.main = result.main_exchange = main
+    if main.withheld:
+        kept = "kept whole" if main.truncated is None else "kept up to the size limit"
+        result.partial_reasons.append(
+            f"the page itself is {main.withheld}: {kept} in the WARC "
+            f"({main.body_size} bytes), not handed to the browser to keep memory bounded, "
+            "so there is no screenshot, PDF or rendered text of it"
+        )
+    result.redirect_chain = [
+        {"url": ex.url, "status": ex.status, "location": ex.location}
+        for ex in run.recorder.exchanges[first_new:]
+        if ex.network_id == main.network_id
+    ]
+    result.http_status = main.status
+    run.steps.record(
+        "navigate",
+        "done",
+        t,
+        f"HTTP {main.status} after {len(result.redirect_chain) - 1} redirect(s)"
+        + (f", {attempts - 1} retry after 429" if attempts > 1 else ""),
+    )
+
+
+async def _withheld_document(run: PageRun, main: Exchange) -> None:
+    """The browser holds no rendering of the file (and may still show the previous
+    page): render nothing rather than something else. The status-based access rules
+    still apply to it (a file behind a 401 is behind a login wall)."""
+    if run.rules.inspector is not None:
+        refusal = run.rules.inspector(_status_signals(main, run))
+        if refusal is not None:
+            run.steps.record("access-check", "failed", utc_now(), refusal)
+            raise Refused(refusal)
+    run.result.final_url = main.url
+    with contextlib.suppress(PlaywrightError, TimeoutError):
+        await asyncio.wait_for(run.page.goto("about:blank"), timeout=bound(run.clock, 5.0))
+
+
+def _main_document(run: PageRun, first: int) -> Exchange | None:
+    """The last hop of the first top-level document exchange made since ``first``."""
+    docs = [ex for ex in run.recorder.exchanges[first:] if ex.resource_type == "Document"]
+    if not docs:
+        return None
+    network_id = docs[0].network_id
+    hops = [ex for ex in docs if ex.network_id == network_id]
+    return hops[-1]
+
+
+def _status_signals(document: Exchange, run: PageRun) -> PageSignals:
+    """What the access rules can judge of a document the browser did not render."""
+    chain = tuple(hop["url"] for hop in run.result.redirect_chain) or (document.url,)
+    return PageSignals(
+        url=document.url,
+        title="",
+        status=document.status,
+        redirect_chain=chain,
+        password_fields=0,
+        visible_text_length=0,
+        form_text="",
+        challenge_markers=(),
+    )
+
+
+def _retry_after(exchange: Exchange) -> float | None:
+    value = next((v for k, v in exchange.response_headers if k.lower() == "retry-after"), None)
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value.strip()))
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when.timestamp() - time.time())
+
+
+# -- access-check and settle ----------------------------------------------------------
+
+
+async def access_step(run: PageRun) -> None:
+    """``access-check``: after the load event, rules 4 and 5 judge the page."""
+    run.settle_started = utc_now()
+    run.load_fired = True
+    try:
+        await run.page.wait_for_load_state(
+            "load", timeout=ms(min(run.options.settle_timeout, run.clock.left(load=True)))
+        )
+    except PlaywrightError:  # includes the timeout: either way, no load event to wait for
+        run.load_fired = False
+    inspector = run.rules.inspector
+    if inspector is None:
+        return
+    t = utc_now()
+    try:
+        raw = await asyncio.wait_for(run.page.evaluate(SIGNALS_JS), timeout=bound(run.clock, 10.0))
+    except (PlaywrightError, TimeoutError) as exc:
+        # Fail closed: a page that cannot be checked for a login wall or a challenge is
+        # not captured.
+        run.steps.record("access-check", "failed", t, first_line(exc))
+        raise Refused(
+            f"the page could not be checked for a login wall or a bot challenge "
+            f"({first_line(exc)})",
+            hint="lawful public-access rules 4 and 5 fail closed",
+        ) from None
+    signals = PageSignals(
+        url=run.page.url,
+        title=raw.get("title", ""),
+        status=run.result.http_status,
+        redirect_chain=tuple(hop["url"] for hop in run.result.redirect_chain),
+        password_fields=int(raw.get("passwordFields", 0)),
+        visible_text_length=int(raw.get("textLength", 0)),
+        form_text=str(raw.get("formText", "")),
+        challenge_markers=tuple(raw.get("markers", [])),
+    )
+    refusal = inspector(signals)
+    if refusal is not None:
+        run.steps.record("access-check", "failed", t, refusal)
+        raise Refused(refusal)
+    run.steps.record("access-check", "done", t, "public page: no login wall, no bot challenge")
+
+
+async def settle_step(run: PageRun) -> None:
+    """``settle``: the load event fired (access-check waited for it), then no request
+    open for the quiet period."""
+    options, clock = run.options, run.clock
+    quiet = await run.recorder.wait_quiet(
+        options.quiet_period, time.monotonic() + min(options.settle_timeout, clock.left(load=True))
+    )
+    started = run.settle_started or utc_now()
+    if run.load_fired and quiet:
+        run.steps.record("settle", "done", started, "load event fired and the network went quiet")
+        return
+    what = [] if run.load_fired else ["the load event did not fire"]
+    if not quiet:
+        open_urls = run.recorder.inflight_urls()
+        what.append(
+            f"the network did not go quiet ({len(open_urls)} request(s) still open: "
+            + ", ".join(open_urls[:3])
+            + ")"
+        )
+    run.steps.record(
+        "settle", "partial", started, "; ".join(what) + f" within {options.settle_timeout:g} s"
+    )
+
+
+# -- scroll ---------------------------------------------------------------------------
+
+
+async def scroll_step(run: PageRun) -> None:
+    """``scroll``: to the bottom until the page height is stable twice, then back up."""
+    try:
+        await _scroll(run)
+    finally:
+        # Back to the top for the screenshot; a page that navigated away meanwhile is
+        # still rendered as it now is, and the steps say so.
+        with contextlib.suppress(PlaywrightError, TimeoutError):
+            await asyncio.wait_for(
+                run.page.evaluate("window.scrollTo(0, 0)"), timeout=bound(run.clock)
+            )
+        run.result.final_url = run.page.url
+
+
+async def _scroll(run: PageRun) -> None:
+    page, clock, options = run.page, run.clock, run.options
+    t = utc_now()
+    rounds = stable = height = 0
+    try:
+        while rounds < options.max_scroll_rounds and clock.left(load=True) > 1.0:
+            rounds += 1
+            new_height = int(
+                await asyncio.wait_for(
+                    page.evaluate(SCROLL_JS, [60, 120]), timeout=max(1.0, clock.left(load=True))
+                )
+            )
+            await run.recorder.wait_quiet(
+                options.quiet_period, time.monotonic() + min(3.0, clock.left(load=True))
+            )
+            bottom = int(
+                await asyncio.wait_for(page.evaluate(AT_BOTTOM_JS), timeout=bound(clock, 5.0))
+            )
+            final_height = int(
+                await asyncio.wait_for(
+                    page.evaluate("document.documentElement.scrollHeight"),
+                    timeout=bound(clock, 5.0),
+                )
+            )
+            stable = stable + 1 if final_height == new_height == height and bottom else 0
+            height = final_height
+            if stable >= 2:
+                break
+    except (PlaywrightError, TimeoutError) as exc:
+        run.steps.record(
+            "scroll", "failed", t, str(exc).splitlines()[0] if str(exc) else "timed out"
+        )
+        return
+    if stable >= 2:
+        detail = f"page stopped growing at {height} px after {rounds} round(s)"
+        run.steps.record("scroll", "done", t, detail)
+    elif rounds >= options.max_scroll_rounds:
+        detail = f"scroll limit of {rounds} rounds reached at {height} px"
+        run.steps.record("scroll", "partial", t, detail)
+    else:
+        run.steps.record(
+            "scroll", "partial", t, f"time limit reached while scrolling ({height} px)"
+        )
+
+
+PAGE_STEPS: tuple[Step, ...] = (
+    Step("robots-txt", robots_step, renders=False),
+    Step("navigate", navigate_step, renders=False),
+    Step("access-check", access_step, renders=True),
+    Step("settle", settle_step, renders=True),
+    Step("scroll", scroll_step, renders=True),
+    Step("screenshot", screenshot_step, renders=True),
+    Step("pdf", pdf_step, renders=True),
+    Step("dom", dom_step, renders=True),
+    Step("text", text_step, renders=True),
+    Step("metadata", metadata_step, renders=False),
+)

@@ -1,0 +1,119 @@
+"""Many captures on one browser: one launch, a fresh context for each, every item intact.
+
+Drives real Chromium against the sample site on 127.0.0.1 through the library's capture
+session (what batch capture runs on), then checks the items as an examiner would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from cases import actions
+from cases.store import EvidenceStore
+from chain_of_custody.item import MANIFEST_NAME, TEXT_NAME
+from chain_of_custody.signing import Signer, generate_private_key
+from chain_of_custody.verify import verify_item
+from osint_capture.capture import CaptureReport, capture_into_case
+from osint_capture.demo.sample_site import SampleSite
+from osint_capture.engine.browser import find_browser
+from osint_capture.engine.model import CaptureOptions
+from osint_capture.engine.session import CaptureSession
+from tests.warc_reading import read_warc, responses
+
+pytestmark = pytest.mark.browser
+
+CASE = "SESSION-1"
+
+
+def _provenance(report: CaptureReport) -> dict[str, object]:
+    manifest = json.loads((report.item_dir / MANIFEST_NAME).read_bytes())
+    provenance: dict[str, object] = manifest["provenance"]
+    return provenance
+
+
+def test_captures_share_one_browser_launch_each_in_a_fresh_context(
+    tmp_path: Path, site: SampleSite
+) -> None:
+    store = EvidenceStore(tmp_path / "evidence")
+    signer = Signer(operator="Det. Sam Rivera", private_key=generate_private_key())
+    actions.open_case(
+        store,
+        CASE,
+        title="Session test",
+        category="missing-person",
+        investigator="Det. Alex Moreno",
+        authority="Lt. J. Park, approval 26-114",
+        signer=signer,
+    )
+    browser = find_browser(None)
+    options = CaptureOptions(allow_private_network=True)
+    paths = ("/post/1", "/post/1", "/returning-visitor", "/returning-visitor")
+
+    async def capture_all() -> tuple[list[CaptureReport], int]:
+        async with CaptureSession(browser) as session:
+            reports = [
+                await capture_into_case(
+                    session, store, CASE, site.url(path), options, signer=signer, browser=browser
+                )
+                for path in paths
+            ]
+            return reports, session.launches
+
+    reports, launches = asyncio.run(capture_all())
+
+    assert launches == 1, "one browser launch served every capture"
+    assert len({r.item_id for r in reports}) == len(paths)
+    log = store.case_dir(CASE) / "custody.jsonl"
+    for number, report in enumerate(reports):
+        result = verify_item(report.item_dir, custody_log=log)
+        assert result.ok, [(s.number, s.detail) for s in result.steps if not s.ok]
+        browser_record = _provenance(report)["browser"]
+        assert isinstance(browser_record, dict)
+        assert browser_record["context"]["fresh"] is True
+        assert browser_record["context"]["shared_with_other_captures"] is False
+        assert browser_record["context"]["captures_before_on_this_browser"] == number
+    assert [r.status for r in reports[:2]] == ["complete", "complete"]
+    assert reports[0].title == reports[1].title
+
+    # The first visit set a cookie and localStorage; the second, in its own context,
+    # must arrive with neither.
+    for report in reports[2:]:
+        text = (report.item_dir / TEXT_NAME).read_text(encoding="utf-8")
+        assert "Cookie received: none" in text, text
+        assert "localStorage seen: none" in text, text
+        (page,) = responses(read_warc(report.warc), "/returning-visitor")
+        assert page.http_status is not None and page.http_status.startswith("200")
+
+
+def test_a_second_visit_in_one_context_would_be_seen(site: SampleSite) -> None:
+    """The control for the test above: the fixture does tell a returning visitor."""
+
+    async def visit_twice() -> str:
+        from playwright.async_api import async_playwright
+
+        from osint_capture.engine.browser import chromium_args, sandbox_available
+
+        choice = find_browser(None)
+        async with async_playwright() as pw:
+            chromium = await pw.chromium.launch(
+                executable_path=str(choice.executable) if choice.executable else None,
+                args=chromium_args(),
+                chromium_sandbox=sandbox_available(),
+                headless=True,
+            )
+            try:
+                page = await (await chromium.new_context()).new_page()
+                await page.goto(site.url("/returning-visitor"))
+                await page.goto(site.url("/returning-visitor"))
+                text: str = await page.evaluate("document.body.innerText")
+                return text
+            finally:
+                await chromium.close()
+
+    text = asyncio.run(visit_twice())
+    assert "Cookie received: visited=yes" in text
+    assert "localStorage seen: yes" in text
