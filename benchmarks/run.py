@@ -25,8 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from osint_capture.engine.browser import chromium_args, find_browser, sandbox_available
 from osint_capture.demo.sample_site import SampleSite
+from osint_capture.engine.browser import chromium_args, find_browser, sandbox_available
 
 _PEAK_WRAPPER = (
     "import atexit, sys\n"

@@ -9,7 +9,8 @@ nothing outside :mod:`cases` calls :func:`~cases.custody.append_event`.
 Actions that change something first make sure the log will take the entry
 (:func:`~cases.custody.check_log_writable`), so a damaged log stops them before anything
 changes rather than leaving an unlogged change behind. ``exported`` and ``timestamped``
-are reserved in the vocabulary; their actions belong here once they exist.
+are reserved in the vocabulary; their actions belong here once they exist. Repairing the
+log and recovering unlogged items are in :mod:`cases.recovery` (re-exported here).
 """
 
 from __future__ import annotations
@@ -19,29 +20,34 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chain_of_custody.errors import IntegrityError, UsageError
+from filelock import FileLock, Timeout
+
+from chain_of_custody.custody import CaseFacts, case_facts
+from chain_of_custody.errors import IntegrityError, Refused, UsageError
 from chain_of_custody.hashing import sha256_bytes
-from chain_of_custody.item import MANIFEST_NAME, load_manifest, manifest_files
+from chain_of_custody.item import MANIFEST_NAME
 from chain_of_custody.signing import Signer
 from chain_of_custody.verify import ItemReport, verify_item
 
-from .case import Case
+from .case import Case, CaseStatus
 from .custody import (
     CUSTODY_FILE,
+    CUSTODY_LOCK_FILE,
     append_event,
     check_log_writable,
     events_for_item,
     read_events,
-    repair_log,
 )
-from .staging import Leftover
-from .store import EvidenceStore
+from .recovery import Repair, repair_case, unlogged_items
+from .staging import STAGING_PREFIX, ItemStaging, Leftover
+from .store import CASE_FILE, EvidenceStore
 
 __all__ = [
     "Examination",
     "LoggedEvent",
     "Repair",
     "case_events",
+    "case_for_capture",
     "check_case_loggable",
     "clean_case",
     "close_case",
@@ -50,15 +56,16 @@ __all__ = [
     "log_captured",
     "note_item",
     "open_case",
+    "publish_capture",
     "repair_case",
     "transfer_item",
     "unlogged_items",
     "verify_and_log",
 ]
 
-_RECOVERED = "logged after an interruption between publishing and logging"
-# Step 7 is the custody check, which an unlogged item fails by definition.
-_RECOVERY_STEPS = range(1, 7)
+_LOCK_TIMEOUT_S = 60
+# The case facts the signed log states and case.json repeats, compared in this order.
+_SIGNED_FIELDS = ("status", "title", "category", "investigator", "authority")
 
 
 @dataclass(frozen=True)
@@ -78,33 +85,6 @@ class Examination:
     item_dir: Path
     report: ItemReport
     entry: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Repair:
-    """What :func:`repair_case` did.
-
-    ``log_entry`` is the ``log-repaired`` entry (None if the log was intact);
-    ``recovered`` the unlogged items it logged as captured; ``refused`` those it left
-    unlogged because they do not verify or belong to another case.
-    """
-
-    log_entry: dict[str, Any] | None
-    recovered: tuple[str, ...]
-    refused: tuple[str, ...]
-
-    def refusal_error(self) -> IntegrityError:
-        """The error a repair that left items unlogged ends with (for its caller to raise).
-
-        Raises ValueError when nothing was refused: such a repair succeeded.
-        """
-        if not self.refused:
-            raise ValueError("the repair refused no item")
-        return IntegrityError(
-            f"item(s) {', '.join(self.refused)} have no 'captured' entry and do not verify; "
-            f"they are not logged automatically (logged: {len(self.recovered)})",
-            hint="examine them with `osint-capture verify ITEM_ID`",
-        )
 
 
 def _log(
@@ -156,11 +136,20 @@ def open_case(
 
 
 def close_case(store: EvidenceStore, case_id: str, *, signer: Signer) -> Case:
-    """Close a case and log ``case-closed``; a damaged log refuses before the case changes."""
-    store.get_case(case_id)
-    check_case_loggable(store, case_id)
-    case = store.close_case(case_id)
-    _log(store, case_id, action="case-closed", item_id=None, details={}, signer=signer)
+    """Close a case and log ``case-closed``; a damaged log refuses before the case changes.
+
+    Whether the case is already closed is what its signed log says. All of it happens
+    under the case lock, which a capture publishes under (:func:`publish_capture`): a
+    capture either is logged before ``case-closed`` or is refused. A ``case.json`` already
+    closed while the log is not is a close interrupted before its entry: this finishes it.
+    """
+    with store.case_lock(case_id):
+        facts = _signed_facts(store, case_id)
+        if facts.closed:
+            raise UsageError(f"case '{case_id}' was already closed at {facts.closed_at}")
+        check_case_loggable(store, case_id)
+        case = store.mark_closed(case_id)
+        _log(store, case_id, action="case-closed", item_id=None, details={}, signer=signer)
     return case
 
 
@@ -199,6 +188,107 @@ def check_case_loggable(store: EvidenceStore, case_id: str) -> None:
 
 
 # -- captures ----------------------------------------------------------------------------
+
+
+def case_for_capture(store: EvidenceStore, case_id: str) -> Case:
+    """The case as its signed custody log states it: open or closed, and its facts.
+
+    ``case.json`` is unsigned, so a capture takes nothing from it: whether the case is
+    open, and the title, category, investigator and authority its manifest records, come
+    from the log's ``case-opened`` and ``case-closed`` entries (read under the log's lock).
+    Raises IntegrityError naming ``case.json`` when it disagrees with the log on any of
+    them, and when the log cannot state them (missing, or not opened by ``case-opened``).
+    ``opened_at`` and ``closed_at`` are the times of those entries.
+    """
+    record = store.get_case(case_id)
+    facts = _signed_facts(store, case_id)
+    status: CaseStatus = "closed" if facts.closed else "open"
+    signed = {
+        "status": status,
+        "title": facts.title,
+        "category": facts.category,
+        "investigator": facts.investigator,
+        "authority": facts.authority,
+    }
+    differences = [
+        f"{name} is {getattr(record, name)!r} in {CASE_FILE} but {signed[name]!r} in the log"
+        for name in _SIGNED_FIELDS
+        if getattr(record, name) != signed[name]
+    ]
+    if differences:
+        path = store.case_dir(case_id) / CASE_FILE
+        interrupted_close = differences[0].startswith("status") and record.status == "closed"
+        raise IntegrityError(
+            f"case record {path} disagrees with the signed custody log of case '{case_id}': "
+            + "; ".join(differences),
+            hint=(
+                f"a `case close` was interrupted; run `osint-capture case close {case_id}` "
+                "to finish it"
+                if interrupted_close and len(differences) == 1
+                else "preserve the case folder as it is and have it examined; "
+                "no capture goes into it meanwhile"
+            ),
+        )
+    return Case(
+        case_id=case_id,
+        title=facts.title,
+        category=facts.category,
+        investigator=facts.investigator,
+        authority=facts.authority,
+        opened_at=facts.opened_at,
+        status=status,
+        closed_at=facts.closed_at if facts.closed else None,
+    )
+
+
+def publish_capture(
+    store: EvidenceStore,
+    case_id: str,
+    staging: ItemStaging,
+    *,
+    manifest_sha256: str,
+    requested_url: str,
+    final_url: str,
+    status: str,
+    files: int,
+    signer: Signer,
+) -> Path:
+    """Publish a sealed item and log ``captured`` for it, under the case lock.
+
+    The lock is the one :func:`close_case` holds, and the case's signed state is read
+    again under it: if the case was closed while the capture ran, nothing is published or
+    logged (no capture entry may follow ``case-closed``) and Refused is raised; the
+    staging folder is kept as a leftover, which ``case clean`` removes. Otherwise the item
+    is published, logged and its staging lock released, all before the case lock is.
+    Returns the published item's folder.
+    """
+    with store.case_lock(case_id):
+        if case_for_capture(store, case_id).status != "open":
+            staging.abandon()
+            raise Refused(
+                f"case '{case_id}' was closed while this capture ran; its files are kept as "
+                f"a leftover: items/{STAGING_PREFIX}{staging.item_id} (the refusal is not "
+                "logged: a closed case's log takes no capture entries)",
+                hint=f"`osint-capture case clean {case_id}` removes it",
+            )
+        # The staging lock stays held until the capture is logged: `custody repair`
+        # must not mistake an item being logged for one an interruption left unlogged.
+        final = staging.finalize(keep_lock=True)
+        try:
+            log_captured(
+                store,
+                case_id,
+                item_id=staging.item_id,
+                manifest_sha256=manifest_sha256,
+                requested_url=requested_url,
+                final_url=final_url,
+                status=status,
+                files=files,
+                signer=signer,
+            )
+        finally:
+            staging.release()
+    return final
 
 
 def log_captured(
@@ -306,73 +396,36 @@ def case_events(store: EvidenceStore, case_id: str) -> list[dict[str, Any]]:
     return read_events(store.case_dir(case_id))
 
 
-# -- recovery after a crash --------------------------------------------------------------
+# -- the signed state of a case ----------------------------------------------------------
 
 
-def unlogged_items(store: EvidenceStore, case_id: str) -> list[str]:
-    """Complete items with no ``captured`` custody entry.
-
-    The entry is appended right after the item is published; a crash between the two
-    leaves a signed item the log does not know. It is reported, never hidden. An item
-    whose capture is still logging it (its staging lock held) is not unlogged.
-    """
-    logged = {
-        event.get("item_id")
-        for event in read_events(store.case_dir(case_id))
-        if event["action"] == "captured"
-    }
-    return [
-        item_id
-        for item_id in store.list_items(case_id)
-        if item_id not in logged and not store.is_being_published(case_id, item_id)
-    ]
+def _signed_facts(store: EvidenceStore, case_id: str) -> CaseFacts:
+    """The case's facts as its custody log's complete lines state them."""
+    case_dir = store.case_dir(case_id)
+    data = _log_bytes(case_dir, case_id)
+    if not data:
+        raise IntegrityError(
+            f"case '{case_id}' has no signed custody log ({case_dir / CUSTODY_FILE} is "
+            "missing or empty), so whether it is open and under what authority is unknown",
+            hint="preserve the case folder as it is and have it examined",
+        )
+    # A torn last line is crash damage, reported by check_case_loggable; the facts are in
+    # the complete lines before it.
+    return case_facts(case_id, data[: data.rfind(b"\n") + 1])
 
 
-def repair_case(store: EvidenceStore, case_id: str, *, signer: Signer) -> Repair:
-    """Repair a case's log after a crash: ``log-repaired``, then ``captured`` (recovered).
-
-    First cuts a torn tail off the log, recording what it removed; then logs each item an
-    interruption left unlogged, but only one that passes verification steps 1-6 and whose
-    manifest names this case. Any other is left unlogged, in :attr:`Repair.refused`, and
-    keeps failing verification, as it should.
-    """
-    store.get_case(case_id)
-    log_entry = repair_log(
-        store.case_dir(case_id), case_id=case_id, actor=signer.operator, signer=signer
-    )
-    recovered: list[str] = []
-    refused: list[str] = []
-    for item_id in unlogged_items(store, case_id):
-        details = _recovered_details(store.item_dir(case_id, item_id), case_id)
-        if details is None:
-            refused.append(item_id)
-            continue
-        _log(store, case_id, action="captured", item_id=item_id, details=details, signer=signer)
-        recovered.append(item_id)
-    return Repair(log_entry=log_entry, recovered=tuple(recovered), refused=tuple(refused))
-
-
-def _recovered_details(item_dir: Path, case_id: str) -> dict[str, Any] | None:
-    """The details of a recovered ``captured`` entry; None if the item may not be logged."""
-    report = verify_item(item_dir, custody_log=None)
-    if not all(step.ok for step in report.steps if step.number in _RECOVERY_STEPS):
-        return None
+def _log_bytes(case_dir: Path, case_id: str) -> bytes:
+    """The log's bytes, read under its lock so a line being appended is not half read."""
+    path = case_dir / CUSTODY_FILE
+    if not path.exists():
+        return b""
     try:
-        data = (item_dir / MANIFEST_NAME).read_bytes()
-        manifest = load_manifest(data)
-        files = manifest_files(manifest)
-    except (OSError, IntegrityError):
-        return None  # changed since it verified: not the item that was checked
-    if manifest["case_id"] != case_id:
-        return None
-    provenance = manifest["provenance"]
-    return {
-        "manifest_sha256": sha256_bytes(data),
-        "requested_url": provenance.get("requested_url"),
-        "final_url": provenance.get("final_url"),
-        "status": manifest["status"],
-        "files": len(files),
-        "recovered": _RECOVERED,
-        "manifest_created": manifest["created"],
-        "manifest_signer": manifest["signer"]["fingerprint"],
-    }
+        with FileLock(case_dir / CUSTODY_LOCK_FILE, timeout=_LOCK_TIMEOUT_S):
+            return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+    except Timeout:
+        raise UsageError(
+            f"the custody log of case '{case_id}' stayed locked for {_LOCK_TIMEOUT_S} s",
+            hint="another osint-capture process is writing to it; retry when it has finished",
+        ) from None

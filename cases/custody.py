@@ -37,7 +37,7 @@ from chain_of_custody.durable import (
     fsync_dir,
     truncate_durable,
 )
-from chain_of_custody.errors import CustodyLogDamaged, UsageError
+from chain_of_custody.errors import CustodyLogDamaged, UsageError, storage_error
 from chain_of_custody.signing import Signer
 from chain_of_custody.timeutil import utc_now
 
@@ -263,12 +263,25 @@ def append_event(
                 details=details,
                 signer=signer,
             )
-            append_durable(fd, line)
+            _append(fd, line, case_dir)
             entry = parse_line(line)
             _write_head(case_dir, case_id, entry, line, signer)
             return entry
         finally:
             os.close(fd)
+
+
+def _append(fd: int, line: bytes, case_dir: Path) -> None:
+    try:
+        append_durable(fd, line)
+    except OSError as exc:
+        exc.filename = exc.filename or str(case_dir / CUSTODY_FILE)
+        raise storage_error(
+            exc,
+            "appending to the custody log",
+            place="the evidence home",
+            unchanged="the custody log is unchanged",
+        ) from None
 
 
 def repair_log(
@@ -326,7 +339,7 @@ def repair_log(
                 signer=signer,
             )
             truncate_durable(fd, keep_end)
-            append_durable(fd, line)
+            _append(fd, line, case_dir)
             entry = parse_line(line)
             _write_head(case_dir, case_id, entry, line, signer)
             return entry

@@ -120,7 +120,8 @@ class ItemStaging:
     """An item under construction; see :meth:`EvidenceStore.new_item`.
 
     Write the item's files under :attr:`path`, then :meth:`finalize`. Used as a context
-    manager, leaving the block without finalizing (by exception or otherwise) discards it.
+    manager, leaving the block without finalizing (by exception or otherwise) discards it,
+    unless :meth:`abandon` kept it as a leftover.
     """
 
     def __init__(self, items_dir: Path, item_id: str, lock_file: BinaryIO) -> None:
@@ -131,7 +132,7 @@ class ItemStaging:
         self._items_dir = items_dir
         self._lock_path = _lock_path(items_dir, item_id)
         self._lock_file: BinaryIO | None = lock_file
-        self._state: Literal["staging", "finalized", "discarded"] = "staging"
+        self._state: Literal["staging", "finalized", "discarded", "abandoned"] = "staging"
 
     @property
     def lock_path(self) -> Path:
@@ -169,7 +170,8 @@ class ItemStaging:
         self._release_lock()
 
     def discard(self) -> None:
-        """Remove the staging directory and its lock. A no-op once finalized or discarded."""
+        """Remove the staging directory and its lock. A no-op once finalized, discarded or
+        abandoned."""
         if self._state != "staging":
             if self._state == "finalized":
                 self._release_lock()
@@ -179,6 +181,19 @@ class ItemStaging:
             shutil.rmtree(self.path)
         self._state = "discarded"
         self._release_lock()
+
+    def abandon(self) -> Path:
+        """Stop building the item but keep its staging folder, as a named leftover.
+
+        For a capture that may not be published (its case was closed while it ran): the
+        lock is released and nothing is deleted, so :func:`find_leftovers` reports the
+        folder and ``case clean`` can remove it (and log that). Leaving a ``with`` block
+        afterwards no longer discards it. Returns the staging folder.
+        """
+        self._require_staging()
+        self._state = "abandoned"
+        self._release_lock()
+        return self.path
 
     def _require_staging(self) -> None:
         if self._state != "staging":

@@ -13,6 +13,8 @@ interrupted captures are :mod:`cases.staging`; the custody log is :mod:`cases.cu
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,6 +38,7 @@ from .staging import (
 
 __all__ = [
     "CASE_FILE",
+    "CASE_LOCK_FILE",
     "CUSTODY_FILE",
     "ENV_HOME",
     "ITEMS_DIR",
@@ -47,7 +50,8 @@ ENV_HOME = "OSINT_CAPTURE_HOME"
 CASE_FILE = CASE_RECORD_NAME
 CUSTODY_FILE = CUSTODY_LOG_NAME
 ITEMS_DIR = ITEMS_DIR_NAME
-_CASE_LOCK_FILE = f"{CASE_RECORD_NAME}.lock"
+# The case lock: held to change the case's state (close it) and to publish an item into it.
+CASE_LOCK_FILE = f"{CASE_RECORD_NAME}.lock"
 _LOCK_TIMEOUT_S = 60
 
 
@@ -146,22 +150,47 @@ class EvidenceStore:
             if is_case_id(entry.name) and (entry / CASE_FILE).is_file()
         ]
 
-    def close_case(self, case_id: str) -> Case:
-        """Mark the case closed; closing a closed case is refused."""
-        case_dir = self.case_dir(case_id)
+    @contextmanager
+    def case_lock(self, case_id: str) -> Iterator[None]:
+        """Hold the case lock (``<CASE_ID>/case.json.lock``) for the block.
+
+        Closing a case and publishing an item into it both happen under it, so a capture
+        cannot publish into a case that is being closed. Not reentrant: never take it
+        twice in one thread. UsageError if another process keeps it for a minute.
+        """
         self.get_case(case_id)  # fails with the usual message before any lock file is made
+        lock = FileLock(self.case_dir(case_id) / CASE_LOCK_FILE, timeout=_LOCK_TIMEOUT_S)
         try:
-            with FileLock(case_dir / _CASE_LOCK_FILE, timeout=_LOCK_TIMEOUT_S):
-                case = self.get_case(case_id)
-                if case.status == "closed":
-                    raise UsageError(f"case '{case_id}' was already closed at {case.closed_at}")
-                closed = replace(case, status="closed", closed_at=utc_now())
-                atomic_write_bytes(case_dir / CASE_FILE, closed.to_json().encode("utf-8"))
+            lock.acquire()
         except Timeout:
             raise UsageError(
                 f"case '{case_id}' is locked by another osint-capture process",
                 hint="wait for it to finish and retry",
             ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def close_case(self, case_id: str) -> Case:
+        """Mark the case closed; closing a closed case is refused."""
+        with self.case_lock(case_id):
+            case = self.get_case(case_id)
+            if case.status == "closed":
+                raise UsageError(f"case '{case_id}' was already closed at {case.closed_at}")
+            return self.mark_closed(case_id)
+
+    def mark_closed(self, case_id: str) -> Case:
+        """Write ``case.json`` as closed; the caller holds :meth:`case_lock`.
+
+        A record already closed (by a ``case close`` interrupted before its custody entry)
+        keeps its ``closed_at``.
+        """
+        case = self.get_case(case_id)
+        if case.status == "closed":
+            return case
+        closed = replace(case, status="closed", closed_at=utc_now())
+        atomic_write_bytes(self.case_dir(case_id) / CASE_FILE, closed.to_json().encode("utf-8"))
         return closed
 
     # -- items ---------------------------------------------------------------------------

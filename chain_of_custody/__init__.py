@@ -11,13 +11,17 @@ from __future__ import annotations
 from chain_of_custody.canonical import canonical_json, is_canonical, parse_canonical
 from chain_of_custody.custody import (
     ACTIONS,
+    AFTER_CLOSE_ACTIONS,
     CUSTODY_LOG_NAME,
+    CaseFacts,
     ChainReport,
     build_entry,
+    case_facts,
     genesis_hash,
     line_sha256,
     parse_line,
     split_log,
+    verify_case_log,
     verify_chain,
 )
 from chain_of_custody.hashing import HashingReader, sha256_bytes, sha256_file
@@ -58,6 +62,7 @@ from chain_of_custody.verify import (
 
 __all__ = [
     "ACTIONS",
+    "AFTER_CLOSE_ACTIONS",
     "ALGORITHM",
     "CUSTODY_LOG_NAME",
     "ITEM_FILES",
@@ -66,6 +71,7 @@ __all__ = [
     "SIGNATURE_NAME",
     "SUMS_NAME",
     "WARC_NAME",
+    "CaseFacts",
     "CaseReport",
     "ChainReport",
     "FileEntry",
@@ -77,6 +83,7 @@ __all__ = [
     "build_entry",
     "build_manifest",
     "canonical_json",
+    "case_facts",
     "encrypt_private_key",
     "fingerprint_of",
     "format_utc",
@@ -98,6 +105,7 @@ __all__ = [
     "split_log",
     "utc_now",
     "verify_case",
+    "verify_case_log",
     "verify_chain",
     "verify_item",
     "verify_signature",

@@ -52,7 +52,11 @@ def _parser() -> _Parser:
         "--trust",
         action="append",
         metavar="FINGERPRINT",
-        help="accept only signatures by this key (repeatable; 64 hex digits)",
+        help=(
+            "accept only signatures by this key (repeatable; 64 hex digits). Without it, "
+            "every custody entry and custody.head must be signed by the key that opened "
+            "the case; with it, by trusted keys only (that key included)"
+        ),
     )
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
@@ -115,6 +119,14 @@ def _print_item(report: ItemReport) -> None:
 
 def _print_case(report: CaseReport) -> None:
     print(f"case {report.case_id}  ({report.path})")
+    facts = report.facts
+    if facts is not None:
+        # From the signed case-opened entry, not from case.json.
+        print(f"  title: {facts.title}")
+        print(f"  category: {facts.category}; investigator: {facts.investigator}")
+        print(f"  authority: {facts.authority}")
+        print(f"  opened {facts.opened_at} by key {facts.opened_by}")
+        print(f"  status: closed {facts.closed_at}" if facts.closed else "  status: open")
     if report.chain is not None:
         state = "ok" if report.chain.ok else "FAILED"
         print(f"  custody log: {report.chain.entries} entries, chain {state}")

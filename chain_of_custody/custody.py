@@ -17,6 +17,12 @@ number and hash of the newest entry. A log shorter than its signed head, or whos
 that number differs, has lost entries from its end. (Rolling back *both* files to an older
 genuine pair is only caught by a hash recorded elsewhere: an export, a report, a copy.)
 
+A log is also the signed record of its case: line 1 is the ``case-opened`` entry (title,
+category, investigator, authority), signed by the key that opened the case, and
+:func:`case_facts` reads those facts from it. :func:`verify_case_log` holds a case's log to
+the rules that follow from that (see its docstring), on top of :func:`verify_chain` and
+:func:`check_head`.
+
 This module defines the format and checks it; appending under a file lock is done by
 :mod:`cases`.
 """
@@ -25,9 +31,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import re
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from chain_of_custody.canonical import canonical_json, parse_canonical
@@ -44,16 +51,21 @@ from chain_of_custody.timeutil import parse_utc
 
 __all__ = [
     "ACTIONS",
+    "AFTER_CLOSE_ACTIONS",
+    "CASE_OPENED_DETAILS",
     "CUSTODY_LOG_NAME",
     "HEAD_NAME",
+    "CaseFacts",
     "ChainReport",
     "build_entry",
     "build_head",
+    "case_facts",
     "check_head",
     "genesis_hash",
     "line_sha256",
     "parse_line",
     "split_log",
+    "verify_case_log",
     "verify_chain",
 ]
 
@@ -72,6 +84,24 @@ ACTIONS = (
     "log-repaired",
     "timestamped",
 )
+
+# What may follow a case's `case-closed` entry: examinations, transfers, notes, exports and
+# timestamps of what was captured before, and the repair of a line a crash tore while one
+# of those was being written (it removes only bytes that are no entry, and records them).
+AFTER_CLOSE_ACTIONS = (
+    "verified",
+    "transferred",
+    "note",
+    "exported",
+    "timestamped",
+    "log-repaired",
+    # Removing what an interrupted capture left (never evidence): a capture refused at
+    # publish because the case closed meanwhile leaves exactly that.
+    "leftover-removed",
+)
+
+# The details of a `case-opened` entry: the case's signed facts.
+CASE_OPENED_DETAILS = ("title", "category", "investigator", "authority")
 
 _GENESIS_PREFIX = "osint-capture custody genesis "
 _ENTRY_KEYS = frozenset(
@@ -234,11 +264,24 @@ def check_head(
 
     ``signers``: the fingerprints allowed to sign the head — those that signed the
     log's own entries (or the trusted keys), so nobody can cut entries off and sign a
-    fresh head with a key of their own.
+    fresh head with a key of their own. (:func:`verify_case_log` holds the head of a
+    case's log to the key that opened the case instead.)
 
     A log *longer* than its head is accepted: a crash between appending an entry and
     replacing the head leaves exactly that, and the extra entries are still chained.
     """
+
+    def signer_problem(fingerprint: str) -> str | None:
+        if signers is None or fingerprint in signers:
+            return None
+        return f"{HEAD_NAME} is signed by key {fingerprint}, which signed no entry of the log"
+
+    return _check_head(case_id, data, head, signer_problem)
+
+
+def _check_head(
+    case_id: str, data: bytes, head: bytes, signer_problem: Callable[[str], str | None]
+) -> list[str]:
     try:
         record = parse_canonical(head.removesuffix(b"\n"))
         unsigned = {k: v for k, v in record.items() if k != "signature"}
@@ -256,12 +299,12 @@ def check_head(
         actual = ""
     if actual != signer.get("fingerprint"):
         problems.append(f"{HEAD_NAME} names a fingerprint that is not its key's")
-    elif signers is not None and actual not in signers:
-        problems.append(f"{HEAD_NAME} is signed by key {actual}, which signed no entry of the log")
+    elif (problem := signer_problem(actual)) is not None:
+        problems.append(problem)
     if record.get("case_id") != case_id:
         problems.append(f"{HEAD_NAME} belongs to case {record.get('case_id')!r}, not {case_id!r}")
     lines, _ = split_log(data)
-    if not isinstance(seq, int) or seq < 1:
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
         problems.append(f"{HEAD_NAME} has no valid sequence number")
     elif seq > len(lines):
         problems.append(
@@ -279,7 +322,9 @@ class ChainReport:
 
     ``head_sha256`` is the ``prev_sha256`` the next entry must carry: the hash of the
     last complete line, or the genesis hash for an empty log. ``warnings`` are oddities
-    that are not proof of tampering (a clock stepping backwards).
+    that are not proof of tampering (a clock stepping backwards). ``facts`` (only from
+    :func:`verify_case_log`) are the case's facts from its signed opening entry, or None
+    when line 1 is not a valid one.
     """
 
     ok: bool
@@ -287,6 +332,7 @@ class ChainReport:
     problems: tuple[str, ...]
     head_sha256: str
     warnings: tuple[str, ...] = ()
+    facts: CaseFacts | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -295,6 +341,7 @@ class ChainReport:
             "problems": list(self.problems),
             "warnings": list(self.warnings),
             "head_sha256": self.head_sha256,
+            "case": None if self.facts is None else self.facts.to_dict(),
         }
 
 
@@ -309,6 +356,9 @@ def verify_chain(
     (edits, deletions, insertions, reordering), bad signatures, fingerprints that do not
     match their key, signers outside ``trusted_fingerprints`` (when given) and entries of
     another case. Problems are sentences naming the 1-based line number.
+
+    This is the chain alone. A case's log is checked with :func:`verify_case_log`, which
+    adds its head and the rules of a case (its opening, its signer, its closing).
     """
     trusted = None if trusted_fingerprints is None else _normalized(trusted_fingerprints)
     lines, tail = split_log(data)
@@ -404,3 +454,236 @@ def _normalized(fingerprints: Collection[str]) -> frozenset[str]:
             # A malformed fingerprint trusts nothing; the caller validates user input.
             continue
     return frozenset(result)
+
+
+# The case a log records --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaseFacts:
+    """A case's facts as its custody log records them, under signature.
+
+    ``title``, ``category``, ``investigator``, ``authority``, ``opened_at`` (the entry's
+    ``time``) and ``opened_by`` (the fingerprint of the key that signed it) come from the
+    ``case-opened`` entry on line 1; ``closed``, ``closed_at`` and ``closed_line`` (its
+    line number) from the first ``case-closed`` entry, if any. Unlike ``case.json``
+    (unsigned, rewritten on close), this is what the case's identity, purpose and state
+    are taken from.
+    """
+
+    case_id: str
+    title: str
+    category: str
+    investigator: str
+    authority: str
+    opened_at: str
+    opened_by: str
+    closed: bool = False
+    closed_at: str | None = None
+    closed_line: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def case_facts(case_id: str, data: bytes) -> CaseFacts:
+    """The signed facts of case ``case_id`` from the bytes of its custody log.
+
+    Raises CustodyLogDamaged (an IntegrityError) when the log is empty or line 1 is not a
+    valid opening of this case: a well-formed ``case-opened`` entry with ``seq`` 1, the
+    genesis hash of ``case_id``, no ``item_id``, non-empty string details ``title``,
+    ``category``, ``investigator`` and ``authority``, and a signature that verifies with
+    the key it names. Also raises when any later line is malformed or the log ends in a
+    torn line: whether such a log closed the case cannot be told, so it is not guessed.
+
+    Reads the log, it does not verify it: the signatures after line 1 and the chain are
+    :func:`verify_case_log`'s to check. A ``case-closed`` entry counts as closing the
+    case even if it was not validly signed, so a damaged log never reads as more open
+    than it is.
+    """
+    lines, tail = split_log(data)
+    prefix = f"the custody log of case {case_id!r}"
+    if tail:
+        raise CustodyLogDamaged(f"{prefix} ends in an incomplete line")
+    if not lines:
+        raise CustodyLogDamaged(f"{prefix} is empty: it has no 'case-opened' entry")
+    facts = _opening_facts(case_id, lines[0])
+    for number, line in enumerate(lines[1:], start=2):
+        try:
+            entry = parse_line(line)
+        except CustodyLogDamaged as exc:
+            raise CustodyLogDamaged(f"{prefix}, line {number}: {exc.message}") from None
+        if entry["action"] == "case-closed" and not facts.closed:
+            facts = replace(facts, closed=True, closed_at=entry["time"], closed_line=number)
+    return facts
+
+
+def _opening_facts(case_id: str, line: bytes) -> CaseFacts:
+    """The facts line 1 records; CustodyLogDamaged unless it is a valid signed opening."""
+    prefix = f"the custody log of case {case_id!r} does not start with its valid opening"
+    try:
+        entry = parse_line(line)
+    except CustodyLogDamaged as exc:
+        raise CustodyLogDamaged(f"{prefix}: line 1: {exc.message}") from None
+    problems = _opening_problems(entry)
+    if entry["seq"] != 1:
+        problems.append(f"seq is {entry['seq']}, not 1")
+    if entry["prev_sha256"] != genesis_hash(case_id):
+        problems.append(f"prev_sha256 is not the genesis hash of case {case_id!r}")
+    if entry["case_id"] != case_id:
+        problems.append(f"case_id is {entry['case_id']!r}, not {case_id!r}")
+    problems.extend(_signature_problems(entry, None))
+    if problems:
+        raise CustodyLogDamaged(f"{prefix}: line 1: {'; '.join(problems)}")
+    details = entry["details"]
+    return CaseFacts(
+        case_id=case_id,
+        title=details["title"],
+        category=details["category"],
+        investigator=details["investigator"],
+        authority=details["authority"],
+        opened_at=entry["time"],
+        opened_by=entry["signer"]["fingerprint"],
+    )
+
+
+def _opening_problems(entry: Mapping[str, Any]) -> list[str]:
+    """What keeps a (well-formed) first entry from being a case's opening."""
+    if entry["action"] != "case-opened":
+        return [
+            f"the first entry is {entry['action']!r}, not 'case-opened' "
+            "(a case's log starts with the signed record of its opening)"
+        ]
+    problems = []
+    if entry["item_id"] is not None:
+        problems.append("the 'case-opened' entry names an item")
+    details = entry["details"]
+    for name in CASE_OPENED_DETAILS:
+        value = details.get(name)
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"the 'case-opened' entry has no {name}")
+    return problems
+
+
+def verify_case_log(
+    case_id: str,
+    data: bytes,
+    head: bytes | None,
+    trusted_fingerprints: Collection[str] | None = None,
+    *,
+    head_required: bool = True,
+) -> ChainReport:
+    """Check the custody log of case ``case_id`` and its signed head; never raises.
+
+    Everything :func:`verify_chain` checks, and:
+
+    * the log is not empty, and line 1 is the case's opening: a ``case-opened`` entry
+      (``seq`` 1, chained to the genesis hash, of this case, with no ``item_id`` and
+      non-empty ``title``, ``category``, ``investigator`` and ``authority``); no later
+      line is another ``case-opened``;
+    * signers: without ``trusted_fingerprints``, every entry and the head are signed by
+      the key that signed line 1; with them, every entry and the head by a trusted key
+      (the opening's included), and the head by a key that also signed an entry;
+    * after the first ``case-closed`` entry only :data:`AFTER_CLOSE_ACTIONS` follow;
+    * the head (``head``: the bytes of ``custody.head``, None if there is none) passes
+      :func:`check_head`'s checks; a missing head is a problem when ``head_required``
+      (always, for a log in a case folder) and the log is not empty.
+
+    ``facts`` in the report are :class:`CaseFacts` from line 1 when it is a valid signed
+    opening (else None); ``closed`` then reflects the first well-formed ``case-closed``.
+    """
+    trusted = None if trusted_fingerprints is None else _normalized(trusted_fingerprints)
+    chain = verify_chain(case_id, data, trusted)
+    lines, _ = split_log(data)
+    problems = list(chain.problems)
+    facts: CaseFacts | None = None
+    if not lines:
+        problems.append("the log has no entries: a case's log starts with its 'case-opened' entry")
+    else:
+        with contextlib.suppress(CustodyLogDamaged):
+            facts = _opening_facts(case_id, lines[0])
+    rules = _CaseRules(trusted)
+    for number, line in enumerate(lines, start=1):
+        try:
+            entry = parse_line(line)
+        except CustodyLogDamaged:
+            continue  # the chain reports it
+        problems.extend(f"line {number}: {p}" for p in rules.check(number, entry))
+    if facts is not None and rules.closed_line is not None:
+        closed = parse_line(lines[rules.closed_line - 1])
+        facts = replace(facts, closed=True, closed_at=closed["time"], closed_line=rules.closed_line)
+    if head is None:
+        if head_required and lines:
+            problems.append(
+                f"{HEAD_NAME} is missing beside the log (the signed head is what shows "
+                "entries cut off the log's end)"
+            )
+    else:
+        problems.extend(_check_head(case_id, data, head, rules.head_signer_problem))
+    return replace(chain, ok=not problems, problems=tuple(problems), facts=facts)
+
+
+class _CaseRules:
+    """The rules of a case's log, applied line by line (see :func:`verify_case_log`)."""
+
+    def __init__(self, trusted: frozenset[str] | None) -> None:
+        self.trusted = trusted
+        self.opener: str | None = None
+        self.closed_line: int | None = None
+        self.signers: set[str] = set()
+        self._fingerprints: dict[str, str | None] = {}
+
+    def _fingerprint(self, entry: Mapping[str, Any]) -> str | None:
+        pem = entry["signer"]["public_key"]
+        if pem not in self._fingerprints:
+            try:
+                self._fingerprints[pem] = fingerprint_of(load_public_key(pem))
+            except ValueError:
+                self._fingerprints[pem] = None  # the chain reports the unusable key
+        return self._fingerprints[pem]
+
+    def check(self, number: int, entry: Mapping[str, Any]) -> list[str]:
+        problems = []
+        action = entry["action"]
+        actual = self._fingerprint(entry)
+        if actual is not None:
+            self.signers.add(actual)
+        if number == 1:
+            problems.extend(_opening_problems(entry))
+            self.opener = actual
+        elif action == "case-opened":
+            problems.append("a second 'case-opened' entry (a case is opened once, on line 1)")
+        if self.closed_line is not None and action not in AFTER_CLOSE_ACTIONS:
+            problems.append(
+                f"{action!r} entry after the case was closed (line {self.closed_line}); "
+                f"only {', '.join(AFTER_CLOSE_ACTIONS)} may follow 'case-closed'"
+            )
+        elif self.closed_line is None and action == "case-closed":
+            self.closed_line = number
+        # With trusted keys, verify_chain has already judged every signer.
+        if (
+            self.trusted is None
+            and number > 1
+            and self.opener is not None
+            and actual is not None
+            and actual != self.opener
+        ):
+            problems.append(f"signed by key {actual}, {self._foreign(actual)}")
+        return problems
+
+    def _foreign(self, fingerprint: str) -> str:
+        return (
+            f"which did not open the case and is not trusted (pass --trust {fingerprint} "
+            f"if that key is trusted, with --trust {self.opener} for the key that opened "
+            "the case)"
+        )
+
+    def head_signer_problem(self, fingerprint: str) -> str | None:
+        if self.trusted is not None:
+            if fingerprint not in self.trusted:
+                return f"{HEAD_NAME} is signed by key {fingerprint}, which is not trusted"
+        elif self.opener is not None and fingerprint != self.opener:
+            return f"{HEAD_NAME} is signed by key {fingerprint}, {self._foreign(fingerprint)}"
+        if fingerprint not in self.signers:
+            return f"{HEAD_NAME} is signed by key {fingerprint}, which signed no entry of the log"
+        return None

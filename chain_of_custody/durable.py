@@ -94,16 +94,32 @@ def write_file(path: Path, data: bytes, mode: int = 0o644) -> None:
         os.fsync(handle.fileno())
 
 
-def append_durable(fd: int, data: bytes) -> None:
-    """Write all of ``data`` to ``fd`` (opened with ``O_APPEND``), then fsync it.
+# Room kept free beyond the line itself: metadata and the signed head written next.
+_APPEND_MARGIN = 64 * 1024
 
-    One ``write`` call for a line-sized ``data``, so a crash can tear only that line.
+
+def append_durable(fd: int, data: bytes) -> None:
+    """Append all of ``data`` to ``fd`` (opened with ``O_APPEND``) and fsync, or nothing.
+
+    One ``write`` call for a line-sized ``data``, so a crash can tear only that line. A
+    full disk is found before writing; any write or fsync that fails anyway is undone
+    (the file is cut back to its old length) before the error is raised, so a failed
+    append never leaves part of a line behind.
     """
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-    os.fsync(fd)
+    before = os.fstat(fd).st_size
+    fs = os.fstatvfs(fd)
+    if fs.f_bavail * fs.f_frsize < len(data) + _APPEND_MARGIN:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    except OSError:
+        os.ftruncate(fd, before)
+        os.fsync(fd)
+        raise
 
 
 def truncate_durable(fd: int, size: int) -> None:

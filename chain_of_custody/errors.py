@@ -9,6 +9,8 @@ message, an optional hint, and the exit code the command-line front end maps it 
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "EXIT_CAPTURE_FAILED",
     "EXIT_INTEGRITY",
@@ -21,7 +23,9 @@ __all__ = [
     "OsintCaptureError",
     "Refused",
     "SigningKeyError",
+    "StorageError",
     "UsageError",
+    "storage_error",
 ]
 
 EXIT_OK = 0
@@ -79,3 +83,40 @@ class CaptureFailed(OsintCaptureError):
     """The capture could not be made: unreachable, redirect loop, nothing loaded."""
 
     exit_code = EXIT_CAPTURE_FAILED
+
+
+class StorageError(OsintCaptureError):
+    """The disk refused a write or a read: full, read-only, no permission."""
+
+    exit_code = EXIT_CAPTURE_FAILED
+
+
+_STORAGE_REASONS = {
+    errno.ENOSPC: "{place} is full (no space left on device)",
+    errno.EDQUOT: "the disk quota of {place} is exhausted",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+
+
+def storage_error(
+    exc: OSError, doing: str = "", *, place: str = "the disk", unchanged: str = ""
+) -> StorageError:
+    """``exc`` as one line a person can act on: what failed, where, and what is intact.
+
+    ``doing`` says what was being done ("appending to the custody log"), ``place`` where
+    ("the evidence home"); ``unchanged`` names what the failure left as it was.
+    """
+    known = _STORAGE_REASONS.get(exc.errno or -1)
+    reason = known.format(place=place) if known else (exc.strerror or str(exc))
+    where = f" ({exc.filename})" if exc.filename else ""
+    message = f"{reason}{where}" + (f" while {doing}" if doing else "")
+    if unchanged:
+        message += f"; {unchanged}"
+    hint = None
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "free space on the evidence home's disk and run the command again"
+    elif exc.errno == errno.EROFS:
+        hint = "the evidence home must be writable for this command"
+    return StorageError(message, hint=hint)

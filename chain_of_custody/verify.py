@@ -11,6 +11,7 @@ import base64
 import contextlib
 import hashlib
 import io
+import json
 import os
 import stat
 import zlib
@@ -22,13 +23,14 @@ from typing import Any
 from warcio.archiveiterator import ArchiveIterator
 
 from chain_of_custody.custody import (
+    CASE_OPENED_DETAILS,
     CUSTODY_LOG_NAME,
     HEAD_NAME,
+    CaseFacts,
     ChainReport,
-    check_head,
     parse_line,
     split_log,
-    verify_chain,
+    verify_case_log,
 )
 from chain_of_custody.errors import CustodyLogDamaged, IntegrityError, UsageError
 from chain_of_custody.hashing import HashingReader, sha256_bytes, sha256_file
@@ -130,7 +132,8 @@ class ItemReport:
 @dataclass(frozen=True)
 class CaseReport:
     """The outcome of :func:`verify_case`: the log, every item, and case-level problems
-    (items the log says were captured but that are missing, stray entries in items/)."""
+    (items the log says were captured but that are missing, stray entries in items/,
+    ``case.json`` disagreeing with the signed log)."""
 
     ok: bool
     case_id: str
@@ -138,6 +141,11 @@ class CaseReport:
     items: tuple[ItemReport, ...]
     problems: tuple[str, ...]
     path: str = ""
+
+    @property
+    def facts(self) -> CaseFacts | None:
+        """The case's facts from its signed ``case-opened`` entry (None if there is none)."""
+        return None if self.chain is None else self.chain.facts
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -152,46 +160,42 @@ class CaseReport:
 
 @dataclass
 class _CustodyLog:
-    """A custody log read once, its chain verified at most once per case id.
+    """A custody log read once, verified (with its head) at most once per case id.
 
-    Shared by all items of a case so a big log is not re-verified for every item.
+    Shared by all items of a case so a big log is not re-verified for every item, and so
+    the case and each item's step 7 judge it by the same rules (:func:`verify_case_log`).
+    ``head_required``: the log is a case's own (in a case folder), so ``custody.head``
+    must be beside it; only a log examined on its own elsewhere may lack one.
     """
 
     path: Path
     data: bytes
     trusted: frozenset[str] | None
+    head_required: bool = True
     _reports: dict[str, ChainReport] = field(default_factory=dict)
     _entries: list[tuple[int, dict[str, Any]]] | None = None
 
     def report(self, case_id: str) -> ChainReport:
         if case_id not in self._reports:
-            chain = verify_chain(case_id, self.data, self.trusted)
-            head_problems = self._head_problems(case_id)
-            if head_problems:
-                chain = replace(chain, ok=False, problems=(*chain.problems, *head_problems))
+            head: bytes | None = None
+            read_problems: list[str] = []
+            try:
+                head = (self.path.parent / HEAD_NAME).read_bytes()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                read_problems.append(f"cannot read {HEAD_NAME}: {exc.strerror}")
+            chain = verify_case_log(
+                case_id,
+                self.data,
+                head,
+                self.trusted,
+                head_required=self.head_required and not read_problems,
+            )
+            if read_problems:
+                chain = replace(chain, ok=False, problems=(*chain.problems, *read_problems))
             self._reports[case_id] = chain
         return self._reports[case_id]
-
-    def _head_problems(self, case_id: str) -> list[str]:
-        # The signed head is what shows entries cut off the end of the log. A case's
-        # own log must have one; a log examined on its own elsewhere may not.
-        head_path = self.path.parent / HEAD_NAME
-        try:
-            head = head_path.read_bytes()
-        except FileNotFoundError:
-            if (self.path.parent / CASE_RECORD_NAME).is_file() and self.data:
-                return [f"{HEAD_NAME} is missing beside the log"]
-            return []
-        except OSError as exc:
-            return [f"cannot read {HEAD_NAME}: {exc.strerror}"]
-        signers = {
-            str(entry.get("signer", {}).get("fingerprint"))
-            for _, entry in self.entries()
-            if isinstance(entry.get("signer"), dict)
-        }
-        if self.trusted is not None:
-            signers &= self.trusted
-        return check_head(case_id, self.data, head, signers)
 
     def entries(self) -> list[tuple[int, dict[str, Any]]]:
         """(line number, entry) of every well-formed line; damaged lines are the chain's
@@ -212,6 +216,8 @@ class _Context:
     item_dir: Path
     trusted: frozenset[str] | None
     custody: _CustodyLog | None
+    # The case folder the item sits in (``<case>/items/<ITEM_ID>``), or None.
+    case_dir: Path | None = None
     manifest_bytes: bytes = b""
     manifest: Mapping[str, Any] | None = None
     files: tuple[FileEntry, ...] = ()
@@ -266,8 +272,12 @@ def verify_item(
        ``WARC-Block-Digest`` and ``WARC-Payload-Digest`` (``sha256:``) verify, and the
        bytes parsed are the bytes whose SHA-256 the manifest lists.
     7. The custody log (``custody_log``, or by default ``../../custody.jsonl`` when it
-       exists) verifies as a chain and has a ``captured`` entry for this item whose
-       ``details.manifest_sha256`` is the SHA-256 of ``manifest.json``.
+       exists) verifies as the log of the manifest's case (:func:`verify_case_log`: the
+       chain, its signed opening, one signing key unless others are trusted, nothing but
+       examinations, transfers, notes, exports, timestamps and repairs after the case was
+       closed, and ``custody.head`` beside it, which a log in a case folder must have), and
+       has a ``captured`` entry for this item whose ``details.manifest_sha256`` is the
+       SHA-256 of ``manifest.json``.
 
     Integrity problems are returned in the report, never raised. Raises UsageError when
     ``item_dir`` is not an item, a trusted fingerprint is malformed, or an explicitly
@@ -282,12 +292,15 @@ def verify_item(
     if custody_log is None:
         # abspath, not the path as given: for "." the parent of the parent is still ".".
         default = Path(os.path.abspath(item_dir)).parent.parent / CUSTODY_LOG_NAME
-        custody = _read_custody(default, trusted) if default.is_file() else None
+        # Found beside the item's case folder, it is the case's log: its head must be there.
+        custody = _read_custody(default, trusted, head_required=True) if default.is_file() else None
     else:
         if not custody_log.is_file():
             raise UsageError(f"custody log {custody_log} does not exist")
-        custody = _read_custody(custody_log, trusted)
-    return _verify_item(item_dir, trusted, custody)
+        folder = Path(os.path.abspath(custody_log)).parent
+        in_case = (folder / ITEMS_DIR_NAME).is_dir() or (folder / CASE_RECORD_NAME).is_file()
+        custody = _read_custody(custody_log, trusted, head_required=in_case)
+    return _verify_item(item_dir, trusted, custody, _case_layout(item_dir))
 
 
 def verify_case(
@@ -297,10 +310,14 @@ def verify_case(
 ) -> CaseReport:
     """Verify a case directory: its custody log once, then every ``items/*/`` against it.
 
-    The case id is the directory's name (``<home>/<CASE_ID>/``). Besides each item's
-    report, finds items the log records as captured whose directory is missing, and
-    entries of ``items/`` that are not items. Raises UsageError if ``case_dir`` is not a
-    case directory.
+    The case id is the directory's name (``<home>/<CASE_ID>/``); the log must be that
+    case's (:func:`verify_case_log`), with ``custody.head`` beside it, whether or not
+    ``case.json`` is there. The case's facts come from the log's signed ``case-opened``
+    entry, never from ``case.json``; where ``case.json`` disagrees with them (case id,
+    title, category, investigator, authority, status) that is a problem naming it. Every
+    item is judged as an item of this case. Besides each item's report, finds items the
+    log records as captured whose directory is missing, and entries of ``items/`` that
+    are not items. Raises UsageError if ``case_dir`` is not a case directory.
     """
     if not is_case_dir(case_dir):
         raise UsageError(
@@ -314,9 +331,14 @@ def verify_case(
     custody: _CustodyLog | None = None
     chain: ChainReport | None = None
     if log_path.is_file():
-        custody = _read_custody(log_path, trusted)
+        custody = _read_custody(log_path, trusted, head_required=True)
         chain = custody.report(case_id)
-        problems.extend(f"{CUSTODY_LOG_NAME} {p}" for p in chain.problems)
+        problems.extend(
+            f"{CUSTODY_LOG_NAME} {p}" if p.startswith("line ") else f"{CUSTODY_LOG_NAME}: {p}"
+            for p in chain.problems
+        )
+        if chain.facts is not None:
+            problems.extend(_case_record_problems(case_dir / CASE_RECORD_NAME, chain.facts))
     else:
         problems.append(f"the case has no {CUSTODY_LOG_NAME}")
 
@@ -333,7 +355,7 @@ def verify_case(
                 f"items/{child.name} has no {MANIFEST_NAME} (an unfinished or abandoned capture)"
             )
         else:
-            items.append(_verify_item(child, trusted, custody))
+            items.append(_verify_item(child, trusted, custody, case_dir.resolve()))
 
     # Items are found by directory name and by the item id their manifest states.
     present |= {item.item_id for item in items}
@@ -356,18 +378,56 @@ def verify_case(
     )
 
 
-def _read_custody(path: Path, trusted: frozenset[str] | None) -> _CustodyLog:
+def _case_record_problems(path: Path, facts: CaseFacts) -> list[str]:
+    """Where ``case.json`` (unsigned) disagrees with the signed opening and closing."""
+    try:
+        record = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return []  # the facts are the log's; case.json is a convenience copy
+    except (OSError, ValueError) as exc:
+        return [f"{CASE_RECORD_NAME} cannot be read as a case record ({_one_line(str(exc))})"]
+    if not isinstance(record, dict):
+        return [f"{CASE_RECORD_NAME} is not a JSON object"]
+    signed = "the signed 'case-opened' entry (custody.jsonl line 1)"
+    problems = []
+    expected: dict[str, str] = {"case_id": facts.case_id}
+    expected.update({name: getattr(facts, name) for name in CASE_OPENED_DETAILS})
+    for name, value in expected.items():
+        if record.get(name) != value:
+            problems.append(
+                f"{CASE_RECORD_NAME} says {name} {record.get(name)!r}, but {signed} says {value!r}"
+            )
+    status = "closed" if facts.closed else "open"
+    if record.get("status") != status:
+        where = (
+            f"closed (custody.jsonl line {facts.closed_line})"
+            if facts.closed
+            else "open (it has no 'case-closed' entry)"
+        )
+        problems.append(
+            f"{CASE_RECORD_NAME} says status {record.get('status')!r}, but the signed "
+            f"custody log records the case as {where}"
+        )
+    return problems
+
+
+def _read_custody(
+    path: Path, trusted: frozenset[str] | None, *, head_required: bool
+) -> _CustodyLog:
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read custody log {path}: {exc.strerror}") from None
-    return _CustodyLog(path=path, data=data, trusted=trusted)
+    return _CustodyLog(path=path, data=data, trusted=trusted, head_required=head_required)
 
 
 def _verify_item(
-    item_dir: Path, trusted: frozenset[str] | None, custody: _CustodyLog | None
+    item_dir: Path,
+    trusted: frozenset[str] | None,
+    custody: _CustodyLog | None,
+    case_dir: Path | None,
 ) -> ItemReport:
-    ctx = _Context(item_dir=item_dir, trusted=trusted, custody=custody)
+    ctx = _Context(item_dir=item_dir, trusted=trusted, custody=custody, case_dir=case_dir)
     steps: list[StepResult] = [_step1_manifest(ctx)]
     later: tuple[Callable[[_Context], StepResult], ...] = (
         _step2_signature,
@@ -426,25 +486,32 @@ def _step1_manifest(ctx: _Context) -> StepResult:
         1,
         f"item {manifest['item_id']} of case {manifest['case_id']}, "
         f"{len(files)} files{status}, created {manifest['created']}",
-        _identity_problems(ctx.item_dir, manifest),
+        _identity_problems(ctx.item_dir, ctx.case_dir, manifest),
     )
 
 
+# Any of these beside items/ makes a folder a case: deleting case.json (unsigned, and not
+# the case's record of itself) must not turn a case's item into one judged on its own.
+_CASE_MARKERS = (CASE_RECORD_NAME, CUSTODY_LOG_NAME, HEAD_NAME)
+
+
 def _case_layout(item_dir: Path) -> Path | None:
-    """The case folder when the item sits at ``<case>/items/<ITEM_ID>``, else None."""
+    """The case folder when the item sits at ``<case>/items/<ITEM_ID>`` and ``<case>`` holds
+    ``case.json``, ``custody.jsonl`` or ``custody.head``; else None."""
     item = Path(os.path.abspath(item_dir))
     case = item.parent.parent
-    if item.parent.name == ITEMS_DIR_NAME and (case / CASE_RECORD_NAME).is_file():
+    if item.parent.name == ITEMS_DIR_NAME and any(
+        os.path.lexists(case / name) for name in _CASE_MARKERS
+    ):
         return case
     return None
 
 
-def _identity_problems(item_dir: Path, manifest: Mapping[str, Any]) -> list[str]:
+def _identity_problems(item_dir: Path, case: Path | None, manifest: Mapping[str, Any]) -> list[str]:
     # A copied or renamed item must not pass as another: the signed ids must match
     # where it sits (an item copied out of its case folder is judged on its own).
     problems = []
     name = Path(os.path.abspath(item_dir)).name
-    case = _case_layout(item_dir)
     if case is not None and name != manifest["item_id"]:
         problems.append(f"the folder is named {name}, the manifest is item {manifest['item_id']}")
     if case is not None and case.name != manifest["case_id"]:
@@ -775,7 +842,7 @@ def _step7_custody(ctx: _Context) -> StepResult:
     assert ctx.manifest is not None
     if ctx.custody is None:
         expected = Path(os.path.abspath(ctx.item_dir)).parent.parent / CUSTODY_LOG_NAME
-        if _case_layout(ctx.item_dir) is not None:
+        if ctx.case_dir is not None:
             # Inside a case folder the log must be there: deleting it must not pass.
             return _result(7, "", [f"the case's custody log {expected} is missing"])
         return _skipped(7, f"no custody log given or found at {expected}", ok=True)

@@ -20,14 +20,18 @@ steps, so that nothing half-made ever looks like evidence:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cases.actions import check_case_loggable, log_capture_refused, log_captured
+from cases.actions import (
+    case_for_capture,
+    check_case_loggable,
+    log_capture_refused,
+    publish_capture,
+)
 from cases.case import Case
 from cases.staging import ItemStaging
 from cases.store import EvidenceStore
@@ -49,7 +53,7 @@ from osint_capture.engine.browser import BrowserChoice
 from osint_capture.engine.model import CaptureOptions, EngineResult
 from osint_capture.engine.session import CaptureSession
 from osint_capture.engine.warc import write_capture_warc
-from osint_capture.lawful.rules import AccessRecord, redact_url
+from osint_capture.lawful.rules import AccessRecord, redact_text, redact_url
 from osint_capture.provenance import build_provenance, warcinfo_fields
 
 __all__ = ["CaptureReport", "capture_into_case", "capture_post"]
@@ -116,14 +120,17 @@ class _Capture:
     browser: BrowserChoice
     access: AccessRecord
 
-    def refuse(self, exc: Refused) -> None:
+    def refuse(self, exc: Refused) -> Refused:
+        """Log the refusal; return it as it may be shown (no URL's password in it)."""
+        reason = redact_text(exc.message)
         log_capture_refused(
             self.store,
             self.case.case_id,
             url=redact_url(self.url),
-            reason=exc.message,
+            reason=reason,
             signer=self.signer,
         )
+        return Refused(reason, hint=exc.hint)
 
 
 def capture_post(
@@ -136,14 +143,22 @@ def capture_post(
     browser: BrowserChoice,
 ) -> CaptureReport:
     """Capture ``url`` into case ``case_id`` on a browser of its own."""
+    done: list[CaptureReport] = []
 
     async def one() -> CaptureReport:
         async with CaptureSession(browser) as session:
-            return await capture_into_case(
-                session, store, case_id, url, options, signer=signer, browser=browser
-            )
+            report = await capture_into_case(session, store, case_id, url, options, signer=signer)
+            done.append(report)
+            return report
 
-    return asyncio.run(one())
+    try:
+        return asyncio.run(one())
+    except KeyboardInterrupt:
+        if done:
+            # Ctrl-C came while the item was being sealed, which always runs to its
+            # end: the item is published and logged, so say so rather than "interrupted".
+            return done[0]
+        raise
 
 
 async def capture_into_case(
@@ -154,10 +169,9 @@ async def capture_into_case(
     options: CaptureOptions,
     *,
     signer: Signer,
-    browser: BrowserChoice,
 ) -> CaptureReport:
     """Capture ``url`` into case ``case_id`` on ``session``, in the module's steps."""
-    capture = _check_rules(store, case_id, url, options, signer, browser)
+    capture = _check_rules(store, case_id, url, options, signer, session.browser_choice)
     with store.new_item(case_id) as staging:
         result = await _run_engine(session, capture, staging)
         # Disk work runs off the event loop (other captures may share it) and is never
@@ -175,21 +189,24 @@ def _check_rules(
     browser: BrowserChoice,
 ) -> _Capture:
     """Step 1: the case, its log and the lawful-access rules, before the browser."""
-    case = store.get_case(case_id)
+    # The case as its signed log states it (open or closed, its authority): case.json is
+    # unsigned, and one that disagrees with the log stops the capture here.
+    case = case_for_capture(store, case_id)
     # A damaged custody log would leave a capture unlogged: find out before the browser starts.
     check_case_loggable(store, case_id)
     access = AccessRecord(options.allow_private_network, options.respect_robots)
     capture = _Capture(store, case, url, options, signer, browser, access)
+    if case.status != "open":
+        # Not logged: after its case-closed entry a log takes no capture entries (FORMAT.md
+        # section 10), and the attempt changed nothing.
+        raise Refused(
+            f"case '{case_id}' is closed; it accepts no new captures",
+            hint="open a new case with its own authority",
+        )
     try:
-        if case.status != "open":
-            raise Refused(
-                f"case '{case_id}' is closed; it accepts no new captures",
-                hint="open a new case with its own authority",
-            )
         access.check_target(url)
     except Refused as exc:
-        capture.refuse(exc)
-        raise
+        raise capture.refuse(exc) from None
     return capture
 
 
@@ -204,8 +221,7 @@ async def _run_engine(
         )
         access.check_connected((ex.url, ex.remote_ip) for ex in result.exchanges if ex.remote_ip)
     except Refused as exc:
-        capture.refuse(exc)
-        raise
+        raise capture.refuse(exc) from None
     access.record_blocked((b.url, b.reason, b.time) for b in result.blocked if b.rule == "access")
     return result
 
@@ -219,7 +235,7 @@ def _seal_publish_log(
     )
     shutil.rmtree(staging.path / ".bodies", ignore_errors=True)
     _write_extras(result, staging.path)
-    status = "partial" if result.partial_reasons else "complete"
+    status = _status_of(result)
     provenance = build_provenance(
         result,
         capture.case,
@@ -237,24 +253,25 @@ def _seal_publish_log(
         provenance=provenance,
         signer=capture.signer,
     )
-    # The staging lock stays held until the capture is logged: `custody repair`
-    # must not mistake an item being logged for one an interruption left unlogged.
-    final = staging.finalize(keep_lock=True)
-    try:
-        log_captured(
-            capture.store,
-            capture.case.case_id,
-            item_id=staging.item_id,
-            manifest_sha256=sealed.manifest_sha256,
-            requested_url=capture.url,
-            final_url=result.final_url,
-            status=status,
-            files=len(sealed.files),
-            signer=capture.signer,
-        )
-    finally:
-        staging.release()
+    # Under the case lock `case close` takes: a case closed while this capture ran refuses
+    # it here, keeping the staging folder as a named leftover and logging nothing.
+    final = publish_capture(
+        capture.store,
+        capture.case.case_id,
+        staging,
+        manifest_sha256=sealed.manifest_sha256,
+        requested_url=capture.url,
+        final_url=result.final_url,
+        status=status,
+        files=len(sealed.files),
+        signer=capture.signer,
+    )
     return _report(capture, staging.item_id, final, result, sealed, provenance)
+
+
+def _status_of(result: EngineResult) -> str:
+    """``partial`` when anything made the capture incomplete, else ``complete``."""
+    return "partial" if result.partial_reasons else "complete"
 
 
 def _write_extras(result: EngineResult, item: Path) -> None:
@@ -276,11 +293,10 @@ def _report(
     def kept(name: str) -> Path | None:
         return (final / name) if (final / name).exists() else None
 
-    status = "partial" if result.partial_reasons else "complete"
     return CaptureReport(
         item_id=item_id,
         item_dir=final,
-        status=status,
+        status=_status_of(result),
         requested_url=capture.url,
         final_url=result.final_url,
         http_status=result.http_status,
@@ -300,11 +316,15 @@ def _report(
 
 
 async def _uncancelled(work: Callable[[], _T]) -> _T:
-    """Run ``work`` in a thread and wait for it to end, even when cancelled meanwhile."""
+    """Run ``work`` in a thread and wait for it to end, however often cancelled meanwhile.
+
+    Its own error is raised; once it has succeeded its result is returned even if the
+    caller was cancelled meanwhile: what it wrote is evidence, and is reported.
+    """
     task = asyncio.ensure_future(asyncio.to_thread(work))
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        with contextlib.suppress(BaseException):
-            await task
-        raise
+    while True:
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                return task.result()  # raises the work's own error, if any

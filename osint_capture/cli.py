@@ -27,6 +27,7 @@ from chain_of_custody.errors import (
     OsintCaptureError,
     SigningKeyError,
     UsageError,
+    storage_error,
 )
 from chain_of_custody.signing import Signer
 
@@ -373,24 +374,43 @@ def custody_note(
 
 
 @custody_app.command("repair")
-def custody_repair(case_id: str) -> None:
+def custody_repair(
+    case_id: str,
+    trust: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trust",
+            help="Also log items whose manifest this key signed (fingerprint; repeatable).",
+        ),
+    ] = None,
+) -> None:
     """Repair a case's custody log after a crash.
 
     Cuts a torn last line off (recording what it removed) and logs the capture of any
-    item an interruption left without its 'captured' entry.
+    item an interruption left without its 'captured' entry, if it verifies and its
+    manifest is signed by a key that opened the case or logged a capture in it (or one
+    given with --trust). It names and refuses any other.
     """
+    from chain_of_custody.signing import normalize_fingerprint
+
+    trusted = []
+    for text in trust or ():
+        try:
+            trusted.append(normalize_fingerprint(text))
+        except ValueError as exc:
+            raise UsageError(f"--trust: {exc}") from None
     signer = _signer()
-    outcome = actions.repair_case(_store(), case_id, signer=signer)
+    outcome = actions.repair_case(_store(), case_id, signer=signer, trusted=trusted)
     entry = outcome.log_entry
     if entry is not None:
         _out.print(
             f"Repaired: removed {entry['details']['removed_size']} bytes; "
             f"logged as entry #{entry['seq']}."
         )
-    if outcome.refused:
-        raise outcome.refusal_error()
     for item_id in outcome.recovered:
         _out.print(f"Logged the capture of item {item_id}, which an interruption left unlogged.")
+    if outcome.refused:
+        raise outcome.refusal_error()
     if entry is None and not outcome.recovered:
         _out.print("The custody log needed no repair.")
 
@@ -480,6 +500,10 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def main() -> None:
     """Entry point: the one place errors become messages and exit codes."""
+    from osint_capture import keys
+
+    # Before anything can start a child process (the browser, its driver, timedatectl).
+    keys.take_secrets_from_environment()
     try:
         code = app(standalone_mode=False, prog_name="osint-capture")
     except OsintCaptureError as exc:
@@ -493,6 +517,9 @@ def main() -> None:
         _fail(message, EXIT_USAGE)
     except KeyboardInterrupt:
         _fail("interrupted; nothing incomplete was published as evidence", EXIT_CAPTURE_FAILED)
+    except OSError as exc:  # the disk: full, read-only, no permission
+        error = storage_error(exc)
+        _fail(error.one_line(), error.exit_code)
     except Exception as exc:  # a bug: one line, never a traceback (set OSINT_CAPTURE_DEBUG=1)
         if os.environ.get("OSINT_CAPTURE_DEBUG"):
             raise

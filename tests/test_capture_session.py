@@ -57,7 +57,7 @@ def test_captures_share_one_browser_launch_each_in_a_fresh_context(
         async with CaptureSession(browser) as session:
             reports = [
                 await capture_into_case(
-                    session, store, CASE, site.url(path), options, signer=signer, browser=browser
+                    session, store, CASE, site.url(path), options, signer=signer
                 )
                 for path in paths
             ]

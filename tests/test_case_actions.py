@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import pytest
 from cases.actions import (
     Repair,
     case_events,
+    case_for_capture,
     check_case_loggable,
     clean_case,
     close_case,
@@ -25,6 +28,7 @@ from cases.actions import (
     log_captured,
     note_item,
     open_case,
+    publish_capture,
     repair_case,
     transfer_item,
     unlogged_items,
@@ -35,7 +39,7 @@ from cases.staging import ItemStaging
 from cases.store import EvidenceStore
 from cases.summary import item_summary
 from chain_of_custody.custody import ACTIONS, verify_chain
-from chain_of_custody.errors import CustodyLogDamaged, IntegrityError, UsageError
+from chain_of_custody.errors import CustodyLogDamaged, IntegrityError, Refused, UsageError
 from chain_of_custody.hashing import sha256_bytes
 from chain_of_custody.item import seal_item
 from chain_of_custody.signing import Signer, generate_private_key
@@ -481,9 +485,14 @@ def test_repair_case_refuses_a_tampered_item(store: EvidenceStore, signer: Signe
     repair = repair_case(store, CASE, signer=signer)
     assert (repair.recovered, repair.refused) == ((good,), (bad,))
     error = repair.refusal_error()
+    reason = (
+        "fails verification step 4 (listed files match size and SHA-256): "
+        "dom.html is 20 bytes, the manifest lists 31"
+    )
+    assert repair.refused_reasons == ((bad, reason),)
     assert error.message == (
         f"item(s) {bad} have no 'captured' entry and do not verify; "
-        "they are not logged automatically (logged: 1)"
+        f"they are not logged automatically (logged: 1): {bad} {reason}"
     )
     assert error.hint == "examine them with `osint-capture verify ITEM_ID`"
     assert [e["item_id"] for e in _entries(store)[1:]] == [good]
@@ -527,6 +536,346 @@ def test_repair_case_leaves_an_item_still_being_logged(
     finally:
         staging.release()
     assert unlogged_items(store, CASE) == [staging.item_id]
+
+
+def _forge_copy(store: EvidenceStore, genuine: str, key: Signer) -> str:
+    """A genuine item copied to a new item ID, edited and re-signed by ``key``."""
+    staging = store.new_item(CASE)
+    for name in ("text.txt", "dom.html"):
+        shutil.copy(store.item_dir(CASE, genuine) / name, staging.path / name)
+    (staging.path / "text.txt").write_text("words the author never posted\n", encoding="utf-8")
+    seal_item(
+        staging.path,
+        item_id=staging.item_id,
+        case_id=CASE,
+        status="partial",
+        provenance={"requested_url": REQUESTED, "final_url": FINAL},
+        signer=key,
+    )
+    staging.finalize()
+    return staging.item_id
+
+
+def test_repair_case_refuses_an_item_signed_by_a_key_the_case_does_not_know(
+    store: EvidenceStore, signer: Signer
+) -> None:
+    genuine, sha = _seal(store, signer)
+    _log_capture(store, signer, genuine, sha)
+    other = Signer(operator=OPERATOR, private_key=generate_private_key())  # same name
+    forged = _forge_copy(store, genuine, other)
+    crashed, _ = _seal(store, signer)  # a genuine item an interruption left unlogged
+    assert verify_item(store.item_dir(CASE, forged), custody_log=None).steps[3].ok
+    before = _log_path(store).read_bytes()
+
+    repair = repair_case(store, CASE, signer=signer)
+    assert (repair.recovered, repair.refused) == ((crashed,), (forged,))
+    [(item_id, reason)] = repair.refused_reasons
+    assert item_id == forged
+    assert reason == (
+        f"is signed by key {other.fingerprint} ({OPERATOR}), which neither opened this case "
+        f"nor logged a capture in it (if it is a key you trust, repeat with "
+        f"--trust {other.fingerprint})"
+    )
+    message = repair.refusal_error().message
+    assert message.startswith(
+        f"item(s) {forged} have no 'captured' entry and do not verify; "
+        "they are not logged automatically (logged: 1): "
+    )
+    assert f"{forged} is signed by key {other.fingerprint}" in message
+    entries = _entries(store)
+    assert len(entries) == len(before.splitlines()) + 1  # only the genuine one
+    assert entries[-1]["item_id"] == crashed
+    assert unlogged_items(store, CASE) == [forged]
+    assert not verify_item(store.item_dir(CASE, forged)).ok
+
+    # Given with trusted=..., the key is accepted (in any form a person types it).
+    typed = ":".join(other.fingerprint.upper()[i : i + 2] for i in range(0, 64, 2))
+    repair = repair_case(store, CASE, signer=signer, trusted=[typed])
+    assert repair == Repair(None, (forged,), (), ())
+    entry = _entries(store)[-1]
+    assert entry["item_id"] == forged
+    assert entry["details"]["manifest_signer"] == other.fingerprint
+    assert entry["signer"]["fingerprint"] == signer.fingerprint
+    _assert_chain_ok(store)
+
+
+def test_repair_case_trusts_a_key_that_logged_a_capture(
+    store: EvidenceStore, signer: Signer
+) -> None:
+    second = Signer(operator="Det. B. Second", private_key=generate_private_key())
+    logged, sha = _seal(store, second)
+    log_captured(
+        store,
+        CASE,
+        item_id=logged,
+        manifest_sha256=sha,
+        requested_url=REQUESTED,
+        final_url=FINAL,
+        status="partial",
+        files=2,
+        signer=second,
+    )
+    crashed, _ = _seal(store, second)
+    # A key that only wrote a note (anyone can) does not vouch for evidence.
+    noted = Signer(operator="Someone", private_key=generate_private_key())
+    note_item(store, logged, text="looked at it", signer=noted)
+    stray, _ = _seal(store, noted)
+    repair = repair_case(store, CASE, signer=signer)
+    assert (repair.recovered, repair.refused) == ((crashed,), (stray,))
+
+
+def test_repair_case_refuses_a_malformed_trusted_fingerprint(
+    store: EvidenceStore, signer: Signer
+) -> None:
+    with pytest.raises(UsageError, match="--trust: not a SHA-256 key fingerprint"):
+        repair_case(store, CASE, signer=signer, trusted=["abc"])
+    assert len(_entries(store)) == 1
+
+
+def test_repair_case_logs_no_capture_into_a_closed_case(
+    store: EvidenceStore, signer: Signer
+) -> None:
+    crashed, _ = _seal(store, signer)
+    close_case(store, CASE, signer=signer)
+    repair = repair_case(store, CASE, signer=signer)
+    assert repair.refused_reasons == (
+        (
+            crashed,
+            f"cannot be logged: case '{CASE}' is closed, and no 'captured' entry may follow "
+            "its 'case-closed' entry",
+        ),
+    )
+    assert _entries(store)[-1]["action"] == "case-closed"
+
+
+# -- the signed state of a case, and publishing under the case lock ------------------------
+
+
+def _edit_case_json(store: EvidenceStore, case_id: str = CASE, **changes: Any) -> None:
+    path = store.case_dir(case_id) / "case.json"
+    record = json.loads(path.read_text())
+    record.update(changes)
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def _publish(store: EvidenceStore, staging: ItemStaging, sha: str, signer: Signer) -> Path:
+    return publish_capture(
+        store,
+        CASE,
+        staging,
+        manifest_sha256=sha,
+        requested_url=REQUESTED,
+        final_url=FINAL,
+        status="partial",
+        files=2,
+        signer=signer,
+    )
+
+
+def _check_capture_rules(store: EvidenceStore, signer: Signer) -> Any:
+    """Step 1 of the real capture pipeline (no browser is started by it)."""
+    from osint_capture.capture import _check_rules
+    from osint_capture.engine.browser import BrowserChoice
+    from osint_capture.engine.model import CaptureOptions
+
+    browser = BrowserChoice(executable=None, source="test", version="0")
+    # A loopback target, allowed as in the lab: the rules then need no DNS.
+    options = CaptureOptions(allow_private_network=True)
+    return _check_rules(store, CASE, "http://127.0.0.1:9/post", options, signer, browser)
+
+
+def test_case_for_capture_is_the_case_the_log_states(store: EvidenceStore, signer: Signer) -> None:
+    case = case_for_capture(store, CASE)
+    record = store.get_case(CASE)
+    assert case.status == "open" and case.closed_at is None
+    for name, value in CASE_FIELDS.items():
+        assert getattr(case, name) == value == getattr(record, name)
+    assert case.opened_at == _entries(store)[0]["time"]
+    capture = _check_capture_rules(store, signer)
+    assert capture.case == case  # the manifest's case facts come from here
+
+    close_case(store, CASE, signer=signer)
+    closed = case_for_capture(store, CASE)
+    assert closed.status == "closed"
+    assert closed.closed_at == _entries(store)[-1]["time"]
+
+
+def test_case_json_edited_back_to_open_lets_no_capture_in(
+    store: EvidenceStore, signer: Signer
+) -> None:
+    close_case(store, CASE, signer=signer)
+    log = _log_path(store).read_bytes()
+    _edit_case_json(store, status="open", closed_at=None)
+    with pytest.raises(IntegrityError) as info:
+        case_for_capture(store, CASE)
+    path = store.case_dir(CASE) / "case.json"
+    assert info.value.message == (
+        f"case record {path} disagrees with the signed custody log of case '{CASE}': "
+        "status is 'open' in case.json but 'closed' in the log"
+    )
+    assert info.value.hint is not None and "have it examined" in info.value.hint
+    with pytest.raises(IntegrityError, match=r"case\.json"):
+        _check_capture_rules(store, signer)
+    # case.json now lets a staging folder be made, but nothing is published from it.
+    staging, sha = _sealed_staging(store, signer)
+    with staging, pytest.raises(IntegrityError, match=r"case\.json"):
+        _publish(store, staging, sha, signer)
+    assert store.list_items(CASE) == []
+    assert not staging.path.exists()  # discarded, as any capture that fails
+    assert _log_path(store).read_bytes() == log
+    with pytest.raises(UsageError, match="already closed"):
+        close_case(store, CASE, signer=signer)
+
+
+@pytest.mark.parametrize(
+    ("field", "forged"),
+    [
+        ("authority", "Forged approval 99-999"),
+        ("category", "gang-activity"),
+        ("title", "Another title"),
+        ("investigator", "Det. Nobody"),
+    ],
+)
+def test_case_json_with_other_case_facts_is_refused(
+    store: EvidenceStore, signer: Signer, field: str, forged: str
+) -> None:
+    _edit_case_json(store, **{field: forged})
+    with pytest.raises(IntegrityError) as info:
+        case_for_capture(store, CASE)
+    assert "case.json" in info.value.message
+    assert f"{field} is {forged!r} in case.json but {CASE_FIELDS[field]!r} in the log" in (
+        info.value.message
+    )
+    with pytest.raises(IntegrityError, match=r"case\.json"):
+        _check_capture_rules(store, signer)
+    assert len(_entries(store)) == 1  # not logged: nothing was attempted
+
+
+def test_a_closed_case_refuses_a_capture_without_logging_after_case_closed(
+    store: EvidenceStore, signer: Signer
+) -> None:
+    close_case(store, CASE, signer=signer)
+    with pytest.raises(Refused) as info:
+        _check_capture_rules(store, signer)
+    assert info.value.message == f"case '{CASE}' is closed; it accepts no new captures"
+    assert info.value.hint == "open a new case with its own authority"
+    assert _entries(store)[-1]["action"] == "case-closed"
+
+
+def test_a_case_without_a_signed_log_takes_no_capture(store: EvidenceStore) -> None:
+    store.open_case("2026-0999", **CASE_FIELDS)  # case.json only, as a crash could leave it
+    with pytest.raises(IntegrityError, match="has no signed custody log"):
+        case_for_capture(store, "2026-0999")
+
+
+def test_close_case_finishes_an_interrupted_close(store: EvidenceStore, signer: Signer) -> None:
+    with store.case_lock(CASE):
+        store.mark_closed(CASE)  # a crash here: case.json closed, no case-closed entry
+    with pytest.raises(IntegrityError) as info:
+        case_for_capture(store, CASE)
+    assert (
+        info.value.hint
+        == f"a `case close` was interrupted; run `osint-capture case close {CASE}` to finish it"
+    )
+    closed_at = store.get_case(CASE).closed_at
+    case = close_case(store, CASE, signer=signer)
+    assert case.closed_at == closed_at
+    _assert_one_new_entry(store, 1, "case-closed", None, {})
+    assert case_for_capture(store, CASE).status == "closed"
+
+
+def test_publish_capture_publishes_and_logs(store: EvidenceStore, signer: Signer) -> None:
+    staging, sha = _sealed_staging(store, signer)
+    with staging:
+        final = _publish(store, staging, sha, signer)
+    assert final == store.item_dir(CASE, staging.item_id)
+    assert not staging.lock_path.exists()
+    _assert_one_new_entry(
+        store,
+        1,
+        "captured",
+        staging.item_id,
+        {
+            "manifest_sha256": sha,
+            "requested_url": REQUESTED,
+            "final_url": FINAL,
+            "status": "partial",
+            "files": 2,
+        },
+    )
+    assert verify_item(final).ok
+
+
+def test_a_capture_published_after_the_close_is_refused_and_left_as_a_leftover(
+    store: EvidenceStore, signer: Signer
+) -> None:
+    staging, sha = _sealed_staging(store, signer)  # the capture started while open
+    close_case(store, CASE, signer=signer)
+    log = _log_path(store).read_bytes()
+    with staging, pytest.raises(Refused) as info:
+        _publish(store, staging, sha, signer)
+    assert info.value.message == (
+        f"case '{CASE}' was closed while this capture ran; its files are kept as a leftover: "
+        f"items/.staging-{staging.item_id} (the refusal is not logged: a closed case's log "
+        "takes no capture entries)"
+    )
+    assert info.value.hint == f"`osint-capture case clean {CASE}` removes it"
+    assert _log_path(store).read_bytes() == log
+    assert _entries(store)[-1]["action"] == "case-closed"
+    assert store.list_items(CASE) == []
+    assert (staging.path / "manifest.json").is_file()  # kept, not discarded
+    [leftover] = store.leftovers(CASE)
+    assert (leftover.kind, leftover.item_id, leftover.path) == (
+        "staging",
+        staging.item_id,
+        staging.path,
+    )
+    assert [removed.path for removed in clean_case(store, CASE, signer=signer)] == [staging.path]
+    assert not staging.path.exists()
+    assert store.leftovers(CASE) == []
+
+
+@pytest.mark.parametrize("round_number", range(6))
+def test_closing_while_publishing_never_logs_a_capture_after_case_closed(
+    tmp_path: Path, signer: Signer, round_number: int
+) -> None:
+    store = EvidenceStore(tmp_path / "evidence")
+    open_case(store, CASE, signer=signer, **CASE_FIELDS)
+    stagings = [_sealed_staging(store, signer) for _ in range(3)]
+    start = threading.Barrier(len(stagings) + 1)
+    outcomes: dict[str, str] = {}
+
+    def publish(staging: ItemStaging, sha: str) -> None:
+        start.wait()
+        with staging:
+            try:
+                _publish(store, staging, sha, signer)
+                outcomes[staging.item_id] = "published"
+            except Refused:
+                outcomes[staging.item_id] = "refused"
+
+    def close() -> None:
+        start.wait()
+        close_case(store, CASE, signer=signer)
+
+    threads = [threading.Thread(target=publish, args=pair) for pair in stagings]
+    threads.append(threading.Thread(target=close))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(outcomes) == len(stagings)
+
+    actions = [entry["action"] for entry in _entries(store)]
+    closed_at = actions.index("case-closed")
+    assert "captured" not in actions[closed_at:]
+    assert actions[-1] == "case-closed"
+    captured = [e["item_id"] for e in _entries(store) if e["action"] == "captured"]
+    published = sorted(item for item, outcome in outcomes.items() if outcome == "published")
+    assert sorted(captured) == published == store.list_items(CASE)
+    refused = sorted(item for item, outcome in outcomes.items() if outcome == "refused")
+    assert sorted(str(left.item_id) for left in store.leftovers(CASE)) == refused
+    _assert_chain_ok(store)
 
 
 # -- summaries -----------------------------------------------------------------------------

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
+import os
 import shutil
 import stat
 import subprocess
@@ -10,8 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from chain_of_custody.canonical import canonical_json
 from chain_of_custody.errors import SigningKeyError, UsageError
-from chain_of_custody.signing import ALGORITHM, verify_signature
+from chain_of_custody.signing import (
+    ALGORITHM,
+    Signer,
+    fingerprint_of,
+    generate_private_key,
+    public_key_pem_of,
+    verify_signature,
+)
 from osint_capture import keys
 
 PASSPHRASE = "correct horse battery staple"
@@ -30,6 +41,41 @@ def key_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+def _record(key_home: Path) -> dict[str, object]:
+    record: dict[str, object] = json.loads((key_home / "key.json").read_bytes())
+    return record
+
+
+def _write_record(key_home: Path, record: dict[str, object]) -> None:
+    # In place, as an editor would: the file keeps its owner and mode.
+    (key_home / "key.json").write_bytes(canonical_json(record) + b"\n")
+
+
+def _signature_verifies(record: dict[str, object]) -> bool:
+    unsigned = {name: value for name, value in record.items() if name != "signature"}
+    return verify_signature(
+        str(record["public_key"]),
+        canonical_json(unsigned),
+        base64.b64decode(str(record["signature"])),
+    )
+
+
+def _every_use_refuses(match: str, tmp_path: Path) -> list[SigningKeyError]:
+    """keys show, load_signer, signer_for and export all refuse with ``match``."""
+    caught = []
+    for use in (
+        keys.key_info,
+        lambda: keys.load_signer(PASSPHRASE, evidence_home=EVIDENCE),
+        lambda: keys.signer_for(EVIDENCE, lambda _: PASSPHRASE),
+        lambda: keys.export_public_key(tmp_path / "exported.pub.pem"),
+    ):
+        with pytest.raises(SigningKeyError, match=match) as error:
+            use()
+        caught.append(error.value)
+    assert not (tmp_path / "exported.pub.pem").exists()
+    return caught
 
 
 def test_key_dir_follows_the_environment(key_home: Path) -> None:
@@ -199,3 +245,202 @@ def test_a_key_folder_inside_the_evidence_home_is_refused_on_every_path(
     with pytest.raises(SigningKeyError, match="inside the evidence home"):
         keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=home)
     assert not (home / "new-keys").exists()
+
+
+def test_secrets_are_taken_out_of_the_environment_and_still_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keys, "_taken", {})
+    monkeypatch.setenv("OSINT_CAPTURE_KEY_DIR", str(tmp_path / "keys"))
+    monkeypatch.setenv("OSINT_CAPTURE_PASSPHRASE", PASSPHRASE)
+    keys.take_secrets_from_environment()
+    assert "OSINT_CAPTURE_KEY_DIR" not in os.environ
+    assert "OSINT_CAPTURE_PASSPHRASE" not in os.environ
+    assert keys.key_dir() == tmp_path / "keys"
+    assert keys.passphrase_from_env() == PASSPHRASE
+    info = keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
+    assert keys.signer_for(EVIDENCE, lambda _: "never asked").fingerprint == info.fingerprint
+    with keys.using_key_dir(tmp_path / "demo-keys"):
+        assert keys.key_dir() == tmp_path / "demo-keys"
+    assert keys.key_dir() == tmp_path / "keys"
+
+
+# -- permissions, as ssh checks them -----------------------------------------------------
+
+
+def test_a_world_writable_key_folder_is_refused_with_the_chmod_hint(
+    key_home: Path, tmp_path: Path
+) -> None:
+    keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
+    key_home.chmod(0o777)
+    for error in _every_use_refuses("writable by its group and others", tmp_path):
+        assert str(key_home) in error.message and "0777" in error.message
+        assert error.hint == f"run `chmod go-w {key_home}`"
+        assert "\n" not in error.one_line()
+    key_home.chmod(0o755)  # readable by others is fine for the folder, as for ~/.ssh
+    assert keys.load_signer(PASSPHRASE, evidence_home=EVIDENCE).operator == "DC Jane Doe"
+
+
+def test_init_refuses_an_existing_key_folder_others_can_write(key_home: Path) -> None:
+    key_home.mkdir()
+    key_home.chmod(0o770)
+    with pytest.raises(SigningKeyError, match="writable by its group") as caught:
+        keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
+    assert caught.value.hint == f"run `chmod go-w {key_home}`"
+    assert list(key_home.iterdir()) == []
+
+
+def test_a_group_writable_key_file_is_refused(key_home: Path, tmp_path: Path) -> None:
+    keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
+    key_file = key_home / "signing-key.pem"
+    key_file.chmod(0o620)
+    for error in _every_use_refuses("writable by its group", tmp_path):
+        assert str(key_file) in error.message
+        assert error.hint == f"run `chmod 600 {key_file}`"
+
+
+def test_a_group_writable_key_json_is_refused(key_home: Path, tmp_path: Path) -> None:
+    keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
+    info_file = key_home / "key.json"
+    info_file.chmod(0o664)
+    for error in _every_use_refuses("writable by its group", tmp_path):
+        assert str(info_file) in error.message and "operator name" in error.message
+        assert error.hint == f"run `chmod go-w {info_file}`"
+
+
+def test_a_key_file_readable_by_others_is_refused(key_home: Path, tmp_path: Path) -> None:
+    keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
+    key_file = key_home / "signing-key.pem"
+    key_file.chmod(0o604)
+    for error in _every_use_refuses("readable by others", tmp_path):
+        assert "accessible to you alone" in error.message
+        assert error.hint == f"run `chmod 600 {key_file}`"
+    key_file.chmod(0o640)  # the group is somebody else too
+    _every_use_refuses("readable by its group", tmp_path)
+    key_file.chmod(0o600)
+    assert keys.key_info().operator == "DC Jane Doe"
+
+
+def test_a_symlinked_key_file_is_refused(key_home: Path, tmp_path: Path) -> None:
+    keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
+    key_file = key_home / "signing-key.pem"
+    elsewhere = tmp_path / "elsewhere.pem"  # private and intact: only the link is wrong
+    key_file.rename(elsewhere)
+    key_file.symlink_to(elsewhere)
+    for error in _every_use_refuses("is a symbolic link", tmp_path):
+        assert str(key_file) in error.message
+        assert str(elsewhere) in (error.hint or "")
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="giving a file away needs root"
+)
+def test_key_files_of_another_user_are_refused(key_home: Path, tmp_path: Path) -> None:
+    keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
+    stranger = 54321
+    for path in (key_home, key_home / "signing-key.pem", key_home / "key.json"):
+        os.chown(path, stranger, -1)
+        for error in _every_use_refuses(f"belongs to user id {stranger}", tmp_path):
+            assert str(path) in error.message
+            assert error.hint == f"if it really is yours, run `sudo chown 0 {path}`"
+        os.chown(path, 0, -1)
+    assert keys.key_info().operator == "DC Jane Doe"
+
+
+# -- the operator name is bound to the key ------------------------------------------------
+
+
+def test_key_json_is_signed_by_its_own_key(key_home: Path) -> None:
+    info = keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
+    record = _record(key_home)
+    assert sorted(record) == [
+        "algorithm",
+        "created",
+        "fingerprint",
+        "operator",
+        "public_key",
+        "signature",
+    ]
+    assert _signature_verifies(record)
+    assert info.bound and keys.key_info().bound
+
+
+def test_an_edited_operator_name_is_refused(key_home: Path, tmp_path: Path) -> None:
+    keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
+    record = _record(key_home)
+    record["operator"] = "DS John Smith"
+    _write_record(key_home, record)
+    for error in _every_use_refuses("was changed", tmp_path):
+        assert str(key_home / "key.json") in error.message
+        assert "operator name ('DS John Smith')" in error.message
+        assert "not the one signed with the key" in error.message
+
+
+def test_a_forged_key_json_signature_is_refused(key_home: Path, tmp_path: Path) -> None:
+    keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
+    record = _record(key_home)
+    record["operator"] = "DS John Smith"
+    # Signed, but by a key other than the one key.json names.
+    forger = Signer(operator="DS John Smith", private_key=generate_private_key())
+    unsigned = {name: value for name, value in record.items() if name != "signature"}
+    record["signature"] = base64.b64encode(forger.sign(canonical_json(unsigned))).decode()
+    _write_record(key_home, record)
+    _every_use_refuses("was changed", tmp_path)
+    record["signature"] = "not base64!"
+    _write_record(key_home, record)
+    _every_use_refuses("signature is not base64", tmp_path)
+    record["signature"] = ""  # an empty signature is not "no signature"
+    _write_record(key_home, record)
+    _every_use_refuses("was changed", tmp_path)
+
+
+def test_a_swapped_public_key_in_key_json_is_refused(key_home: Path, tmp_path: Path) -> None:
+    keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
+    original = _record(key_home)
+    other = generate_private_key().public_key()
+    swapped = {**original, "public_key": public_key_pem_of(other)}
+    _write_record(key_home, swapped)
+    _every_use_refuses("inconsistent: its fingerprint is not its key's", tmp_path)
+    swapped["fingerprint"] = fingerprint_of(other)
+    _write_record(key_home, swapped)
+    _every_use_refuses("was changed", tmp_path)
+
+
+def test_a_key_json_from_before_signing_is_bound_on_first_use(
+    key_home: Path, tmp_path: Path
+) -> None:
+    info = keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
+    legacy = _record(key_home)
+    del legacy["signature"]
+    _write_record(key_home, legacy)
+    # Still shown and exported without the passphrase, but marked unbound.
+    shown = keys.key_info()
+    assert (shown.operator, shown.fingerprint, shown.bound) == (
+        "DC Jane Doe",
+        info.fingerprint,
+        False,
+    )
+    assert keys.export_public_key(tmp_path / "pub.pem").read_text() == info.public_key_pem
+    # The first use with the passphrase signs it.
+    signer = keys.load_signer(PASSPHRASE, evidence_home=EVIDENCE)
+    assert signer.operator == "DC Jane Doe"
+    bound = _record(key_home)
+    assert {name: value for name, value in bound.items() if name != "signature"} == legacy
+    assert _signature_verifies(bound)
+    assert _mode(key_home / "key.json") == 0o644
+    assert sorted(p.name for p in key_home.iterdir()) == ["key.json", "signing-key.pem"]
+    assert keys.key_info() == dataclasses.replace(shown, bound=True)
+    # From now on an edit shows.
+    bound["operator"] = "DS John Smith"
+    _write_record(key_home, bound)
+    _every_use_refuses("operator name .* not the one signed with the key", tmp_path)
+
+
+def test_a_legacy_key_json_with_a_wrong_passphrase_is_left_unbound(key_home: Path) -> None:
+    keys.init_key("DC Jane Doe", PASSPHRASE, evidence_home=EVIDENCE)
+    legacy = _record(key_home)
+    del legacy["signature"]
+    _write_record(key_home, legacy)
+    with pytest.raises(SigningKeyError, match="wrong passphrase"):
+        keys.load_signer("not the passphrase", evidence_home=EVIDENCE)
+    assert _record(key_home) == legacy

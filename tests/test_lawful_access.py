@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,13 @@ import pytest
 
 from osint_capture.demo.sample_site import ROBOTS_TXT, SampleSite
 from osint_capture.lawful.robots import robots_verdict
-from osint_capture.lawful.rules import AccessRecord, PageSignals, inspect_page, redact_url
+from osint_capture.lawful.rules import (
+    AccessRecord,
+    PageSignals,
+    inspect_page,
+    redact_text,
+    redact_url,
+)
 from tests.conftest import Cli
 
 
@@ -114,9 +122,23 @@ def test_credentials_in_the_url_are_refused(cli: Cli, url: str) -> None:
 def test_closed_case_refuses_captures(cli: Cli, site: SampleSite) -> None:
     case_id = cli.new_case()
     cli.ok("case", "close", case_id)
+    log_after_close = (cli.home / case_id / "custody.jsonl").read_bytes()
     url = site.url("/post/1")
     proc = cli.run("capture", url, "--case", case_id, "--allow-private-network")
-    _assert_refused(cli, case_id, proc, url, "closed")
+    assert proc.returncode == 3, proc.stderr
+    assert "closed" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    # Nothing but examinations, transfers, notes and exports may follow case-closed, so
+    # the refusal is not logged: the closed case's log stays as it was, and verifies.
+    assert (cli.home / case_id / "custody.jsonl").read_bytes() == log_after_close
+    items = cli.home / case_id / "items"
+    assert not items.exists() or not any(items.iterdir()), "no evidence item is left"
+    verified = subprocess.run(
+        [sys.executable, "-m", "chain_of_custody", "verify", str(cli.home / case_id)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verified.returncode == 0, verified.stdout
 
 
 # -- refused after looking at what loaded (real Chromium, 127.0.0.1) ---------------
@@ -142,6 +164,28 @@ def test_login_walls_and_challenges_are_refused(
     url = site.url(path)
     proc = cli.run("capture", url, "--case", case_id, "--allow-private-network")
     _assert_refused(cli, case_id, proc, url, reason)
+
+
+@pytest.mark.browser
+def test_a_redirect_to_an_address_with_credentials_writes_no_password_down(
+    cli: Cli, site: SampleSite
+) -> None:
+    case_id = cli.new_case()
+    url = site.url("/redirect/credentials")
+    proc = cli.run("capture", url, "--case", case_id, "--allow-private-network")
+    _assert_refused(cli, case_id, proc, url, "carries credentials")
+    log = (cli.home / case_id / "custody.jsonl").read_text()
+    for text in (log, proc.stderr, proc.stdout):
+        assert "hunter2" not in text and "alice" not in text
+    assert "REDACTED@" in log and "REDACTED@" in proc.stderr
+    assert "sub-resource" not in proc.stderr, "the page itself is not a sub-resource"
+
+
+def test_redact_text_redacts_every_url_in_a_message() -> None:
+    text = "blocked (http://alice:hunter2@h.example/p) then wss://bob@h.example/s; a@b.example"
+    redacted = redact_text(text)
+    assert "hunter2" not in redacted and "alice" not in redacted and "bob" not in redacted
+    assert redacted.count("REDACTED@") == 2 and redacted.endswith("a@b.example")
 
 
 @pytest.mark.browser

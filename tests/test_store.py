@@ -240,6 +240,40 @@ def test_staging_context_discards_on_exception(store: EvidenceStore) -> None:
     assert list((store.home / CASE / "items").iterdir()) == []
 
 
+def test_abandoned_staging_is_kept_as_a_leftover(store: EvidenceStore) -> None:
+    _open(store)
+    with store.new_item(CASE) as staging:
+        (staging.path / "manifest.json").write_text("{}")
+        assert staging.abandon() == staging.path
+        assert not staging.lock_path.exists()  # released: no live process owns it now
+        with pytest.raises(RuntimeError, match="already abandoned"):
+            staging.finalize()
+    assert (staging.path / "manifest.json").is_file()  # leaving the block kept it
+    [leftover] = store.leftovers(CASE)
+    assert (leftover.kind, leftover.item_id, leftover.path) == (
+        "staging",
+        staging.item_id,
+        staging.path,
+    )
+    store.remove_leftover(leftover)
+    assert not staging.path.exists()
+
+
+def test_case_lock_and_mark_closed(store: EvidenceStore) -> None:
+    with pytest.raises(UsageError, match="no case '2026-0142'"), store.case_lock(CASE):
+        pass
+    assert not (store.home / CASE).exists()
+    _open(store)
+    with store.case_lock(CASE):
+        assert (store.home / CASE / "case.json.lock").exists()
+        closed = store.mark_closed(CASE)
+        assert closed.status == "closed" and closed.closed_at is not None
+        assert store.mark_closed(CASE) == closed  # already closed: kept as it is
+    assert store.get_case(CASE) == closed
+    with pytest.raises(UsageError, match="already closed"):
+        store.close_case(CASE)
+
+
 def test_list_items_shows_complete_items_only(store: EvidenceStore) -> None:
     _open(store)
     done = _complete_item(store)

@@ -21,7 +21,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from chain_of_custody.custody import build_entry
+from chain_of_custody.custody import build_entry, build_head
 from chain_of_custody.errors import IntegrityError, UsageError
 from chain_of_custody.hashing import HashingReader
 from chain_of_custody.item import (
@@ -39,6 +39,13 @@ ITEM = "20261125T120000Z-0001"
 POST_URL = "https://example.org/posts/1"
 POST_BODY = "<html><body><p>مرحبا 📸</p></body></html>".encode()
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
+# What a real case's first custody entry records (FORMAT.md section 10).
+CASE_OPENED = {
+    "title": "Threats posted to a school forum",
+    "category": "online-crime",
+    "investigator": "DC Jane Doe",
+    "authority": "DI R. Patel, approval 26-031",
+}
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +143,8 @@ def _make_capture(
     warc: bytes | None = None,
     record_in_log: bool = True,
 ) -> Capture:
-    """A case home with one complete item and a custody log recording its capture."""
+    """A case home with one complete item and a custody log (opened by ``signer``, with
+    its signed head) recording its capture."""
     case_dir = tmp_path / "home" / CASE
     item_dir = case_dir / "items" / ITEM
     (item_dir / "assets").mkdir(parents=True)
@@ -170,7 +178,7 @@ def _make_capture(
             actor=signer.operator,
             action="case-opened",
             item_id=None,
-            details={},
+            details=CASE_OPENED,
             signer=signer,
         )
     ]
@@ -190,6 +198,15 @@ def _make_capture(
         )
     log = case_dir / "custody.jsonl"
     log.write_bytes(b"".join(lines))
+    (case_dir / "custody.head").write_bytes(
+        build_head(
+            case_id=CASE,
+            seq=len(lines),
+            last_line=lines[-1],
+            time="2026-11-25T12:00:07.000000Z",
+            signer=signer,
+        )
+    )
     return Capture(tmp_path / "home", case_dir, item_dir, log, manifest_sha256)
 
 
@@ -265,7 +282,9 @@ def test_valid_manifest_signature_verifies_with_openssl(
 def test_valid_item_outside_a_case_folder_without_log_skips_step_7(
     valid_capture: Capture,
 ) -> None:
+    # Nothing of a case is left beside items/: neither case.json nor the log nor its head.
     valid_capture.log.unlink()
+    (valid_capture.case_dir / "custody.head").unlink()
     report = verify_item(valid_capture.item_dir)
     assert report.ok
     assert report.step(7).skipped and report.step(7).ok

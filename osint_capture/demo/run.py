@@ -34,16 +34,9 @@ DEMO_PASSPHRASE = "demo passphrase, not for evidence"
 def run_demo(home: Path | None, out: Console) -> None:
     store = EvidenceStore(Path(os.path.abspath(home or Path.cwd() / "demo-evidence")))
     key_dir = Path(tempfile.mkdtemp(prefix="osint-capture-demo-key-"))
-    previous = os.environ.get(keys.KEY_DIR_ENV)
-    os.environ[keys.KEY_DIR_ENV] = str(key_dir)
-    try:
+    with keys.using_key_dir(key_dir):
         keys.init_key("Demo Operator", DEMO_PASSPHRASE, evidence_home=store.home)
         signer = keys.load_signer(DEMO_PASSPHRASE, evidence_home=store.home)
-    finally:
-        if previous is None:
-            os.environ.pop(keys.KEY_DIR_ENV, None)
-        else:
-            os.environ[keys.KEY_DIR_ENV] = previous
     case_id = "DEMO-" + utc_now()[:19].replace("-", "").replace(":", "")
     actions.open_case(
         store,

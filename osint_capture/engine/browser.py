@@ -15,10 +15,16 @@ so the real binary under ``/usr/lib`` is preferred.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import selectors
 import shutil
+import signal
 import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +33,10 @@ from chain_of_custody.errors import UsageError
 __all__ = [
     "BROWSER_ENV",
     "BrowserChoice",
+    "browser_environment",
+    "browser_home",
     "chromium_args",
+    "driver_temp_dir",
     "find_browser",
     "os_description",
     "sandbox_available",
@@ -63,22 +72,77 @@ def _playwright_chromium() -> Path | None:
     return candidate if candidate.is_file() and os.access(candidate, os.X_OK) else None
 
 
-def _binary_version(executable: Path) -> str:
+_VERSION_TIMEOUT = 30.0
+
+
+def _bounded_output(argv: list[str], timeout: float) -> str | None:
+    """What ``argv`` prints on stdout, or None when it cannot start or runs past ``timeout``.
+
+    Never leaves anything behind: the command runs in a session (and process group)
+    of its own, and once its output ends, it exits or the time is up, the whole group
+    is killed and the command reaped. The group is killed while its leader is still
+    unreaped, so the group id cannot have been reused by then. A descendant that put
+    itself in a session of its own is beyond reach here (the doctor sweeps those).
+    """
     try:
-        out = subprocess.run(
-            [str(executable), "--version"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return out.stdout.strip() or "unknown"
+    except OSError:
+        return None
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    finished = False
+    try:
+        fd = proc.stdout.fileno()
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while (left := deadline - time.monotonic()) > 0:
+                if selector.select(left):
+                    data = os.read(fd, 65536)
+                    if not data:
+                        finished = True
+                        break
+                    chunks.append(data)
+        # Output ended: wait (without reaping) for the command itself to exit.
+        while finished and not _has_exited(proc.pid):
+            if time.monotonic() >= deadline:
+                finished = False
+            else:
+                time.sleep(0.01)
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+    return b"".join(chunks).decode("utf-8", errors="replace") if finished else None
 
 
-def find_browser(option: Path | None = None) -> BrowserChoice:
+def _has_exited(pid: int) -> bool:
+    """Whether child ``pid`` has exited; it stays unreaped (a zombie) either way."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def _binary_version(executable: Path, timeout: float = _VERSION_TIMEOUT) -> str:
+    out = _bounded_output([str(executable), "--version"], timeout)
+    return (out or "").strip() or "unknown"
+
+
+def find_browser(
+    option: Path | None = None, *, version_timeout: float = _VERSION_TIMEOUT
+) -> BrowserChoice:
     """Return the browser to use, following the documented lookup order.
+
+    The version is what ``<browser> --version`` prints within ``version_timeout``
+    seconds, else ``"unknown"``; nothing that command starts is left running.
 
     Raises UsageError when an explicitly named browser does not exist, or when no
     browser is installed at all.
@@ -91,18 +155,20 @@ def find_browser(option: Path | None = None) -> BrowserChoice:
                     f"browser not found or not executable: {path}",
                     hint=f"check --browser or {BROWSER_ENV}",
                 )
-            return BrowserChoice(path.resolve(), source, _binary_version(path))
+            return BrowserChoice(path.resolve(), source, _binary_version(path, version_timeout))
     bundled = _playwright_chromium()
     if bundled is not None:
-        return BrowserChoice(bundled, "playwright", _binary_version(bundled))
+        return BrowserChoice(bundled, "playwright", _binary_version(bundled, version_timeout))
     for candidate in _DISTRIBUTION_PATHS:
         path = Path(candidate)
         if path.is_file() and os.access(path, os.X_OK):
-            return BrowserChoice(path, "distribution", _binary_version(path))
+            return BrowserChoice(path, "distribution", _binary_version(path, version_timeout))
     for name in _PATH_NAMES:
         found = shutil.which(name)
         if found:
-            return BrowserChoice(Path(found), "distribution", _binary_version(Path(found)))
+            return BrowserChoice(
+                Path(found), "distribution", _binary_version(Path(found), version_timeout)
+            )
     raise UsageError(
         "no Chromium found",
         hint="run `make install`, `playwright install chromium`, or `apt-get install chromium`; "
@@ -132,7 +198,67 @@ def chromium_args() -> list[str]:
         "--disable-site-isolation-trials",
         "--block-new-web-contents",
         "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+        # No crash dumps: a dump holds the process's memory, and the page's evidence
+        # and the capture's state have no business outside the evidence home.
+        "--disable-crash-reporter",
+        "--disable-breakpad",
     ]
+
+
+# What the browser may inherit: how to find programs and fonts, and the language.
+_INHERITED = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "FONTCONFIG_FILE")
+
+
+def browser_environment(home: Path) -> dict[str, str]:
+    """The whole environment Chromium runs with, built on purpose rather than inherited.
+
+    No secret or key path of ours can reach it (nor its crash dumps); its home, config,
+    cache and temporary folders are all inside ``home``, a private folder the capture
+    session removes when it closes.
+    """
+    env = {name: os.environ[name] for name in _INHERITED if name in os.environ}
+    env.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        XDG_DATA_HOME=str(home / ".local" / "share"),
+        TMPDIR=str(home / "tmp"),
+    )
+    return env
+
+
+@contextlib.contextmanager
+def browser_home() -> Iterator[Path]:
+    """A private folder for everything the browser writes: its HOME, config, cache,
+    temporary files and Playwright's profile. Removed when the block ends.
+
+    The user's trusted certificate authorities (``~/.pki/nssdb``, where an agency
+    installs its own) are copied in, so HTTPS trust is as the user set it up.
+    """
+    home = Path(tempfile.mkdtemp(prefix="osint-capture-browser-"))
+    try:
+        (home / "tmp").mkdir()
+        nssdb = Path(os.path.expanduser("~")) / ".pki" / "nssdb"
+        if nssdb.is_dir():
+            shutil.copytree(nssdb, home / ".pki" / "nssdb", symlinks=False)
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def driver_temp_dir(home: Path) -> Iterator[None]:
+    """Start Playwright's driver inside this block: it makes each browser profile in its
+    own ``TMPDIR``, which then lies in ``home`` and goes with it."""
+    previous = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(home / "tmp")
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = previous
 
 
 def sandbox_available() -> bool:

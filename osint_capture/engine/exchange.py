@@ -104,25 +104,40 @@ class BlockedRequest:
 
 
 class BodySink:
-    """A body file that hashes bytes as they are written (one pass per byte)."""
+    """A body file that hashes bytes as they are written (one pass per byte).
+
+    A write the disk refuses (full, read-only) stops the sink instead of raising: it
+    runs inside the browser's event handlers, and the capture must end in one clear
+    error, not a traceback per event. ``error`` says what happened; the bytes kept so
+    far are hashed and counted, the rest are not.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._fh: IO[bytes] = open(path, "wb", buffering=0)  # noqa: SIM115 - closed in close()
         self._hash = hashlib.sha256()
         self.size = 0
         self.closed = False
+        self.error: OSError | None = None
 
     def write(self, data: bytes) -> None:
-        if self.closed or not data:
+        if self.closed or self.error is not None or not data:
             return
-        self._fh.write(data)
-        self._hash.update(data)
-        self.size += len(data)
+        try:
+            written = self._fh.write(data) or 0
+        except OSError as exc:
+            self.error = exc
+            return
+        self._hash.update(data[:written])
+        self.size += written
+        if written < len(data):
+            self.error = OSError(28, "No space left on device", str(self.path))
 
     def close(self) -> str:
         if not self.closed:
-            self._fh.flush()
-            self._fh.close()
             self.closed = True
+            try:
+                self._fh.close()
+            except OSError as exc:
+                self.error = self.error or exc
         return self._hash.hexdigest()

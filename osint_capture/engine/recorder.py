@@ -25,13 +25,14 @@ import asyncio
 import base64
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from chain_of_custody.timeutil import format_utc, utc_now
 from osint_capture.engine.exchange import BlockedRequest, BodySink, Exchange
+from osint_capture.lawful.rules import RequestGate, redact_url
 
 __all__ = [
     "BlockedRequest",
@@ -40,10 +41,6 @@ __all__ = [
     "RequestGate",
 ]
 
-# A gate decides, before a request leaves the browser, whether it may: None to
-# allow, or (rule, reason) to block it; rule "access" is a lawful-access refusal,
-# "dns" a name that did not resolve (the browser could not have loaded it either).
-RequestGate = Callable[[str], Awaitable[tuple[str, str] | None]]
 
 _DOCUMENT_TYPES = {"Document"}
 _IO_CHUNK = 1 << 20
@@ -125,12 +122,12 @@ class Recorder:
             await asyncio.wait(tasks, timeout=_STOP_WAIT)
         for network_id, sink in list(self._sinks.items()):
             exchange = self._current.get(network_id)
-            digest = sink.close()
             if exchange is not None and exchange.body_path == sink.path:
-                exchange.body_size = sink.size
-                exchange.body_sha256 = digest
+                self._close_sink(sink, exchange)
                 if not exchange.complete and exchange.truncated is None:
                     exchange.truncated = "time"
+            else:
+                sink.close()
         self._sinks.clear()
 
     # -- what the engine asks --------------------------------------------------
@@ -265,8 +262,16 @@ class Recorder:
         exchange = self._current.get(network_id)
         if sink is None or exchange is None:
             return
+        self._close_sink(sink, exchange)
+
+    def _close_sink(self, sink: BodySink, exchange: Exchange) -> None:
+        """Close the body file; a disk that refused bytes makes the body cut, and an error."""
         exchange.body_sha256 = sink.close()
         exchange.body_size = sink.size
+        if sink.error is not None:
+            exchange.truncated = exchange.truncated or "unspecified"
+            exchange.failure = f"the body could not be written to disk: {sink.error.strerror}"
+            self.errors.append(f"{exchange.url}: {exchange.failure}")
 
     def _on_finished(self, params: dict[str, Any]) -> None:
         network_id = params["requestId"]
@@ -345,7 +350,10 @@ class Recorder:
                 verdict = ("access", f"the access rules could not check this request ({exc})")
         if verdict is not None:
             rule, reason = verdict
-            self.blocked.append(BlockedRequest(url=url, reason=reason, time=utc_now(), rule=rule))
+            # Written down redacted: a blocked URL's password must reach no record.
+            self.blocked.append(
+                BlockedRequest(url=redact_url(url), reason=reason, time=utc_now(), rule=rule)
+            )
             await self._cdp.send(
                 "Fetch.failRequest", {"requestId": request_id, "errorReason": "BlockedByClient"}
             )
@@ -463,8 +471,7 @@ class Recorder:
             exchange.truncated = exchange.truncated or "unspecified"
             exchange.failure = f"document body could not be streamed: {exc}"
         finally:
-            exchange.body_sha256 = sink.close()
-            exchange.body_size = sink.size
+            self._close_sink(sink, exchange)
             self._inflight.discard(network_id)
         with contextlib.suppress(Exception):
             await self._cdp.send(
@@ -506,5 +513,4 @@ class Recorder:
             exchange.canceled = "InterceptionId" in str(exc)
             self._inflight.discard(network_id)
         finally:
-            exchange.body_sha256 = sink.close()
-            exchange.body_size = sink.size
+            self._close_sink(sink, exchange)

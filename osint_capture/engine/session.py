@@ -34,7 +34,14 @@ from playwright.async_api import Error as PlaywrightError
 
 from chain_of_custody.errors import CaptureFailed
 from chain_of_custody.timeutil import utc_now
-from osint_capture.engine.browser import BrowserChoice, chromium_args, sandbox_available
+from osint_capture.engine.browser import (
+    BrowserChoice,
+    browser_environment,
+    browser_home,
+    chromium_args,
+    driver_temp_dir,
+    sandbox_available,
+)
 from osint_capture.engine.model import (
     BrowserContextRecord,
     CaptureOptions,
@@ -45,7 +52,7 @@ from osint_capture.engine.model import (
 from osint_capture.engine.pagerun import PageRun, ms
 from osint_capture.engine.recorder import BlockedRequest, Recorder, RequestGate
 from osint_capture.engine.steps import run_page_steps
-from osint_capture.lawful.rules import AccessInspector, PageRules, RobotsPolicy
+from osint_capture.lawful.rules import AccessInspector, PageRules, RobotsPolicy, redact_url
 
 __all__ = ["CaptureSession", "run_capture"]
 
@@ -56,15 +63,28 @@ class CaptureSession:
     """A browser launched once and shared by captures, each in its own fresh context."""
 
     def __init__(self, browser: BrowserChoice) -> None:
-        self._choice = browser
+        self.browser_choice = browser
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._launch_lock = asyncio.Lock()
         self._captures = 0
+        self._home: Path | None = None
+        self._home_cleanup = contextlib.ExitStack()
         self.launches = 0
 
     async def __aenter__(self) -> CaptureSession:
-        self._playwright = await async_playwright().start()
+        # The browser's HOME, config, temp folders and profile: private, gone with the
+        # session. The driver is started inside it, so its profiles are made there too.
+        stack = contextlib.ExitStack()
+        self._home = stack.enter_context(browser_home())
+        try:
+            with driver_temp_dir(self._home):
+                self._playwright = await async_playwright().start()
+        except BaseException:
+            stack.close()
+            self._home = None
+            raise
+        self._home_cleanup = stack.pop_all()
         return self
 
     async def __aexit__(
@@ -78,12 +98,18 @@ class CaptureSession:
     async def close(self) -> None:
         """Close the browser and stop Playwright's driver."""
         browser, self._browser = self._browser, None
-        if browser is not None:
-            with contextlib.suppress(PlaywrightError):
-                await browser.close()
         playwright, self._playwright = self._playwright, None
-        if playwright is not None:
-            await playwright.stop()
+        try:
+            if browser is not None:
+                with contextlib.suppress(PlaywrightError):
+                    await browser.close()
+        finally:
+            try:
+                if playwright is not None:
+                    await playwright.stop()  # never leave the driver running
+            finally:
+                self._home = None
+                self._home_cleanup.close()
 
     async def capture(
         self,
@@ -125,14 +151,19 @@ class CaptureSession:
         async with self._launch_lock:
             if self._browser is not None and self._browser.is_connected():
                 return self._browser
-            if self._playwright is None:
+            if self._playwright is None or self._home is None:
                 raise RuntimeError("CaptureSession used outside `async with`")
             try:
                 self._browser = await self._playwright.chromium.launch(
                     executable_path=(
-                        str(self._choice.executable) if self._choice.executable else None
+                        str(self.browser_choice.executable)
+                        if self.browser_choice.executable
+                        else None
                     ),
-                    args=chromium_args(),
+                    # Were a crash dump written despite the flags, it stays in the private
+                    # home, which goes with the session.
+                    args=[*chromium_args(), f"--crash-dumps-dir={self._home / 'crash'}"],
+                    env=dict[str, str | float | bool](browser_environment(self._home)),
                     # Playwright adds --no-sandbox unless told the sandbox is wanted.
                     chromium_sandbox=sandbox_available(),
                     headless=True,
@@ -146,6 +177,11 @@ class CaptureSession:
             self.launches += 1
             self._captures = 0
             return self._browser
+
+
+def _executable(choice: BrowserChoice) -> str | None:
+    # None: Playwright launches its own bundled Chromium.
+    return str(choice.executable) if choice.executable else None
 
 
 async def _capture_in(
@@ -244,7 +280,8 @@ async def _gate_web_socket(ws: WebSocketRoute, gate: RequestGate, recorder: Reco
         ws.connect_to_server()
         return
     rule, reason = verdict
-    recorder.blocked.append(BlockedRequest(url=ws.url, reason=reason, time=utc_now(), rule=rule))
+    blocked = BlockedRequest(url=redact_url(ws.url), reason=reason, time=utc_now(), rule=rule)
+    recorder.blocked.append(blocked)
     await ws.close(code=1008, reason="blocked by the capture's access rules")
 
 

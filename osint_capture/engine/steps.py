@@ -43,7 +43,7 @@ from osint_capture.engine.render import (
     screenshot_step,
     text_step,
 )
-from osint_capture.lawful.rules import PageSignals
+from osint_capture.lawful.rules import PageSignals, redact_url
 
 __all__ = ["PAGE_STEPS", "Step", "run_page_steps"]
 
@@ -117,8 +117,8 @@ async def navigate_step(run: PageRun) -> None:
     while True:
         attempts += 1
         first_new = len(run.recorder.exchanges)
-        document = await _load(run, t, first_new)
-        if document.withheld or document.status != 429:
+        document, kept_whole = await _load(run, t, first_new)
+        if kept_whole or document.status != 429:
             break
         delay = _retry_after(document)
         if (
@@ -141,8 +141,9 @@ async def navigate_step(run: PageRun) -> None:
         await _withheld_document(run, main)
 
 
-async def _load(run: PageRun, t: str, first_new: int) -> Exchange:
-    """One navigation: the page's document, or the error that says why there is none."""
+async def _load(run: PageRun, t: str, first_new: int) -> tuple[Exchange, bool]:
+    """One navigation: the page's document (and whether it is a file kept whole in the
+    WARC and withheld from the browser), or the error that says why there is none."""
     try:
         await run.page.goto(run.url, wait_until="commit", timeout=ms(run.clock.left(load=True)))
     except PlaywrightTimeoutError:
@@ -156,13 +157,13 @@ async def _load(run: PageRun, t: str, first_new: int) -> Exchange:
         if wall is not None and wall.withheld and wall.body_size > 0:
             # A large file kept whole in the WARC; the browser was deliberately not
             # shown it, so its navigation "failed". Not a failed capture.
-            return wall
+            return wall, True
         _navigation_failed(run, str(exc).splitlines()[0], wall, t)
     current = _main_document(run, first_new)
     if current is None:
         run.steps.record("navigate", "failed", t, "no document was received")
         raise CaptureFailed(f"nothing loaded from {run.url}")
-    return current
+    return current, False
 
 
 def _navigation_failed(run: PageRun, message: str, wall: Exchange | None, t: str) -> None:
@@ -198,7 +199,11 @@ def _record_main(run: PageRun, main: Exchange, first_new: int, attempts: int, t:
             "so there is no screenshot, PDF or rendered text of it"
         )
     result.redirect_chain = [
-        {"url": ex.url, "status": ex.status, "location": ex.location}
+        {
+            "url": redact_url(ex.url),
+            "status": ex.status,
+            "location": None if ex.location is None else redact_url(ex.location),
+        }
         for ex in run.recorder.exchanges[first_new:]
         if ex.network_id == main.network_id
     ]

@@ -50,6 +50,7 @@ __all__ = [
     "RobotsPolicy",
     "check_target_url",
     "inspect_page",
+    "redact_text",
     "redact_url",
 ]
 
@@ -114,6 +115,14 @@ def redact_url(url: str) -> str:
     return f"{scheme}://REDACTED@{authority.rsplit('@', 1)[1]}{rest[authority_end:]}"
 
 
+_URL_WITH_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@]*@")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the user-info of every URL in it replaced by ``REDACTED@``."""
+    return _URL_WITH_USERINFO.sub(r"\1REDACTED@", text)
+
+
 def check_target_url(url: str) -> None:
     """Rules 1 and 2, before anything else happens."""
     try:
@@ -161,7 +170,11 @@ class AccessRecord:
         if scheme not in ("http", "https", "ws", "wss"):
             return ("access", f"scheme {scheme}: is not public web content")
         if parts.username is not None or parts.password is not None:
-            return ("access", "credentials in a sub-resource URL")
+            return (
+                "access",
+                "the address carries credentials (user:password@); only what the public "
+                "sees without logging in may be captured",
+            )
         try:
             host, port = url_host_port(url)
         except UsageError as exc:

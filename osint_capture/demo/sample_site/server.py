@@ -118,6 +118,7 @@ INDEX_LINKS: tuple[tuple[str, str], ...] = (
     ("/post/1/media?mib=4", "Post whose script downloads a large media body (?mib=N)"),
     ("/redirect/start", "301 then 302 redirect chain ending at the sample post"),
     ("/redirect/loop", "Endless 302 redirect loop"),
+    ("/redirect/credentials", "302 to the sample post at an address with user:password@"),
     ("/gzip/article", "Article served with Content-Encoding: gzip"),
     ("/chunked/article", "Article served with Transfer-Encoding: chunked"),
     ("/slow/longpoll", "Page holding a request that never completes"),
@@ -1068,6 +1069,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _redirect_start(self, query: _Query) -> None:
         self._redirect(HTTPStatus.MOVED_PERMANENTLY, "/redirect/middle")
 
+    def _redirect_credentials(self, query: _Query) -> None:
+        # A redirect to an address carrying a user name and password: the password
+        # must never reach the custody log, a message or a manifest.
+        host = self.headers.get("Host", "127.0.0.1")
+        scheme = "https" if self.server.tls is not None else "http"
+        self._redirect(HTTPStatus.FOUND, f"{scheme}://alice:hunter2@{host}/post/1")
+
     def _redirect_middle(self, query: _Query) -> None:
         self._redirect(HTTPStatus.FOUND, "/post/1")
 
@@ -1323,6 +1331,7 @@ _ROUTES: dict[str, _Route] = {
     "/static/font.woff2": _Handler._font,
     "/media/big.bin": _Handler._media,
     "/redirect/start": _Handler._redirect_start,
+    "/redirect/credentials": _Handler._redirect_credentials,
     "/redirect/middle": _Handler._redirect_middle,
     "/redirect/loop": _Handler._redirect_loop,
     "/redirect/loop2": _Handler._redirect_loop2,
