@@ -20,24 +20,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from chain_of_custody.custody import CaseFacts, case_facts
 from chain_of_custody.errors import IntegrityError, Refused, UsageError
-from chain_of_custody.hashing import sha256_bytes
-from chain_of_custody.item import MANIFEST_NAME
 from chain_of_custody.signing import Signer
-from chain_of_custody.verify import ItemReport, verify_item
+from chain_of_custody.verify import ItemReport
 
-from .case import Case, CaseStatus
+from .case import Case, CaseStatus, check_item_id
 from .custody import (
     CUSTODY_FILE,
-    CUSTODY_LOCK_FILE,
     append_event,
     check_log_writable,
     events_for_item,
     read_events,
+    read_log_bytes,
 )
+from .examine import verify_target
 from .recovery import Repair, repair_case, unlogged_items
 from .staging import STAGING_PREFIX, ItemStaging, Leftover
 from .store import CASE_FILE, EvidenceStore
@@ -363,22 +360,15 @@ def verify_and_log(
     """Verify an item against its case's log and log ``verified``, whether it passes or not.
 
     Raises IntegrityError, checking and logging nothing, if the case has no custody log:
-    step 7 would have nothing to check the item against.
+    step 7 would have nothing to check the item against. (The item form of
+    :func:`cases.examine.verify_target`, which also takes cases, folders and bundles.)
     """
-    case_id, item_dir = store.find_item(item_id)
-    log = store.case_dir(case_id) / CUSTODY_FILE
-    if not log.is_file():
-        raise IntegrityError(f"case {case_id} has no custody log ({log} is missing)")
-    report = verify_item(item_dir, trusted_fingerprints=trusted or None, custody_log=log)
-    details: dict[str, Any] = {
-        "ok": report.ok,
-        "failed_steps": [step.number for step in report.steps if not step.ok],
-    }
-    manifest = item_dir / MANIFEST_NAME
-    if manifest.is_file():
-        details["manifest_sha256"] = sha256_bytes(manifest.read_bytes())
-    entry = _log(store, case_id, action="verified", item_id=item_id, details=details, signer=signer)
-    return Examination(case_id=case_id, item_dir=item_dir, report=report, entry=entry)
+    check_item_id(item_id)
+    exam = verify_target(store, item_id, trusted=trusted, signer=signer)
+    report = exam.examined.report
+    assert isinstance(report, ItemReport) and exam.target.case_id is not None
+    assert exam.entry is not None
+    return Examination(exam.target.case_id, exam.target.path, report, exam.entry)
 
 
 # -- reading the log ---------------------------------------------------------------------
@@ -402,7 +392,7 @@ def case_events(store: EvidenceStore, case_id: str) -> list[dict[str, Any]]:
 def _signed_facts(store: EvidenceStore, case_id: str) -> CaseFacts:
     """The case's facts as its custody log's complete lines state them."""
     case_dir = store.case_dir(case_id)
-    data = _log_bytes(case_dir, case_id)
+    data = read_log_bytes(case_dir, case_id=case_id)
     if not data:
         raise IntegrityError(
             f"case '{case_id}' has no signed custody log ({case_dir / CUSTODY_FILE} is "
@@ -412,20 +402,3 @@ def _signed_facts(store: EvidenceStore, case_id: str) -> CaseFacts:
     # A torn last line is crash damage, reported by check_case_loggable; the facts are in
     # the complete lines before it.
     return case_facts(case_id, data[: data.rfind(b"\n") + 1])
-
-
-def _log_bytes(case_dir: Path, case_id: str) -> bytes:
-    """The log's bytes, read under its lock so a line being appended is not half read."""
-    path = case_dir / CUSTODY_FILE
-    if not path.exists():
-        return b""
-    try:
-        with FileLock(case_dir / CUSTODY_LOCK_FILE, timeout=_LOCK_TIMEOUT_S):
-            return path.read_bytes()
-    except FileNotFoundError:
-        return b""
-    except Timeout:
-        raise UsageError(
-            f"the custody log of case '{case_id}' stayed locked for {_LOCK_TIMEOUT_S} s",
-            hint="another osint-capture process is writing to it; retry when it has finished",
-        ) from None

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from chain_of_custody.canonical import check_depth
 from chain_of_custody.errors import UsageError
 from chain_of_custody.timeutil import parse_utc
 
@@ -160,6 +161,7 @@ class Case:
     @classmethod
     def from_json(cls, text: str | bytes) -> Case:
         try:
+            check_depth(text if isinstance(text, str) else text.decode("utf-8"))
             data = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
             raise UsageError(f"case record is not valid JSON: {exc}") from None

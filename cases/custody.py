@@ -13,8 +13,12 @@ ever chained onto damage: :func:`append_event` refuses until :func:`repair_log` 
 from __future__ import annotations
 
 import base64
+import errno
+import fcntl
 import hashlib
 import os
+import stat
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +44,7 @@ from chain_of_custody.durable import (
 from chain_of_custody.errors import CustodyLogDamaged, UsageError, storage_error
 from chain_of_custody.signing import Signer
 from chain_of_custody.timeutil import utc_now
+from chain_of_custody.verify import NotRegularFile, read_regular_file
 
 __all__ = [
     "ACTION_LOG_REPAIRED",
@@ -50,6 +55,7 @@ __all__ = [
     "check_log_writable",
     "events_for_item",
     "read_events",
+    "read_log_bytes",
     "repair_log",
 ]
 
@@ -80,6 +86,77 @@ def _locked(case_dir: Path, case_id: str) -> Iterator[None]:
             f"the custody log of case '{case_id}' stayed locked for {_LOCK_TIMEOUT_S} s",
             hint="another osint-capture process is writing to it; retry when it has finished",
         ) from None
+
+
+@contextmanager
+def _read_locked(case_dir: Path, case_id: str) -> Iterator[None]:
+    """Hold the custody lock while reading, if a lock can be had without writing.
+
+    Readers take the writers' lock so that a line being appended is not taken for a torn
+    one, but reading must work on a write-blocked copy (a read-only mount, a folder the
+    examiner may not write to), where no lock file can be created. So: an existing lock
+    file is locked through a read-only descriptor (flock needs no write access); a
+    missing one is created as writers create it, unless the folder is not writable, and
+    then the log is read without a lock, since nobody can be appending to it either.
+    """
+    if not case_dir.is_dir():
+        raise UsageError(f"no case directory {case_dir}")
+    lock_path = case_dir / CUSTODY_LOCK_FILE
+    try:
+        fd = os.open(lock_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        fd = None
+    if fd is not None:
+        try:
+            _flock_shared_wait(fd, lock_path, case_id)
+            yield
+        finally:
+            os.close(fd)
+        return
+    if not os.access(case_dir, os.W_OK):
+        yield  # a folder nobody may write to: no writer to wait for, no lock file to make
+        return
+    lock = FileLock(lock_path, timeout=_LOCK_TIMEOUT_S)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise UsageError(
+            f"the custody log of case '{case_id}' stayed locked for {_LOCK_TIMEOUT_S} s",
+            hint="another osint-capture process is writing to it; retry when it has finished",
+        ) from None
+    except OSError as exc:
+        # Writable as far as access(2) could tell, yet the lock file cannot be made.
+        if exc.errno not in _READ_ONLY_ERRNOS or os.path.lexists(lock_path):
+            raise
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+_READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+_LOCK_POLL_S = 0.05
+
+
+def _flock_shared_wait(fd: int, lock_path: Path, case_id: str) -> None:
+    """Take the flock writers take (exclusive) on ``fd``, waiting at most the lock timeout."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        raise UsageError(f"{lock_path} is not a regular file; it cannot be the custody lock")
+    deadline = time.monotonic() + _LOCK_TIMEOUT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise UsageError(
+                    f"the custody log of case '{case_id}' stayed locked for {_LOCK_TIMEOUT_S} s",
+                    hint="another osint-capture process is writing to it; retry when it has "
+                    "finished",
+                ) from None
+            time.sleep(_LOCK_POLL_S)
 
 
 def _open_log(case_dir: Path) -> int:
@@ -216,14 +293,18 @@ def check_log_writable(case_dir: Path, *, case_id: str) -> None:
 
     For callers about to do something expensive that must end in a log entry (a capture):
     they can fail before starting rather than after. Takes the lock, so a concurrent
-    writer's half-finished line is not mistaken for a torn one.
+    writer's half-finished line is not mistaken for a torn one, but never needs to write
+    to take it (see :func:`_read_locked`): on a read-only folder it only checks.
     """
-    with _locked(case_dir, case_id):
+    with _read_locked(case_dir, case_id):
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         try:
-            fd = os.open(case_dir / CUSTODY_FILE, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(case_dir / CUSTODY_FILE, flags)
         except FileNotFoundError:
             return
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise UsageError(f"the custody log {case_dir / CUSTODY_FILE} is not a regular file")
             _appendable_tail(_Tail(fd), case_id)
         finally:
             os.close(fd)
@@ -350,16 +431,12 @@ def repair_log(
 def read_events(case_dir: Path) -> list[dict[str, Any]]:
     """Every entry of the log, parsed (no chain verification: see ``verify_chain``).
 
-    An absent log reads as empty; a torn tail raises :class:`CustodyLogDamaged`.
+    An absent log reads as empty; a torn tail raises :class:`CustodyLogDamaged`, and so
+    does any line that is not a well-formed entry (however malformed: nested too deep,
+    not JSON …). Works on a read-only copy of the case: nothing is written, not even a
+    lock file.
     """
-    if not (case_dir / CUSTODY_FILE).exists():
-        return []
-    # Under the lock: a line being appended right now must not look like a torn one.
-    with _locked(case_dir, case_dir.name):
-        try:
-            data = (case_dir / CUSTODY_FILE).read_bytes()
-        except FileNotFoundError:
-            return []
+    data = read_log_bytes(case_dir, case_id=case_dir.name)
     lines, torn = split_log(data)
     if torn:
         raise CustodyLogDamaged(
@@ -376,6 +453,26 @@ def read_events(case_dir: Path) -> list[dict[str, Any]]:
                 hint=_repair_hint(case_dir.name) if number == len(lines) else None,
             ) from None
     return events
+
+
+def read_log_bytes(case_dir: Path, *, case_id: str) -> bytes:
+    """The custody log's bytes (b"" if there is none), read under the lock when one can be
+    had without writing (see :func:`_read_locked`), so a line being appended is not read
+    half written. A log that is not a regular file (a link, a FIFO) is refused, never
+    followed nor read: UsageError."""
+    path = case_dir / CUSTODY_FILE
+    if not os.path.lexists(path):
+        return b""
+    with _read_locked(case_dir, case_id):
+        try:
+            return read_regular_file(path)
+        except FileNotFoundError:
+            return b""
+        except NotRegularFile as exc:
+            raise UsageError(
+                f"the custody log {path} is {exc.what}; it is not read",
+                hint="preserve the case folder as it is and have it examined",
+            ) from None
 
 
 def events_for_item(case_dir: Path, item_id: str) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ it dies, which is how :func:`find_leftovers` tells a dead capture from a live on
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
@@ -41,6 +42,8 @@ __all__ = [
 
 STAGING_PREFIX = ".staging-"
 LOCK_SUFFIX = ".lock"
+# How locks are opened to probe them: read-only, never through a link, never waiting.
+_PROBE_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
 _NEW_ID_ATTEMPTS = 8
 
 LeftoverKind = Literal["staging", "lock", "temp"]
@@ -74,12 +77,22 @@ class Leftover:
 
 
 def _lock_is_held(lock_path: Path) -> bool:
-    """True if some live process holds the flock on ``lock_path`` (False if it is absent)."""
+    """True if some live process holds the flock on ``lock_path`` (False if it is absent).
+
+    Opened without following a link and without blocking, so a FIFO planted under a lock's
+    name cannot hang a listing; anything but a regular file is no lock of ours.
+    """
     try:
-        fd = os.open(lock_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = os.open(lock_path, _PROBE_FLAGS)
     except FileNotFoundError:
         return False
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):  # a link, a socket: no lock of ours
+            return False
+        raise
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
@@ -320,7 +333,7 @@ def remove_leftover(home: Path, leftover: Leftover) -> None:
 
 def _remove_staging(staging: Path, lock_path: Path) -> None:
     try:
-        fd: int | None = os.open(lock_path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd: int | None = os.open(lock_path, _PROBE_FLAGS)
     except FileNotFoundError:
         fd = None
     try:

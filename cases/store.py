@@ -21,13 +21,19 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from chain_of_custody.custody import CUSTODY_LOG_NAME
-from chain_of_custody.durable import atomic_create_bytes, atomic_write_bytes, fsync_dir
+from chain_of_custody.durable import (
+    TEMP_PREFIX,
+    atomic_create_bytes,
+    atomic_write_bytes,
+    fsync_dir,
+)
 from chain_of_custody.errors import IntegrityError, UsageError
 from chain_of_custody.item import CASE_RECORD_NAME, ITEMS_DIR_NAME, MANIFEST_NAME, SIGNATURE_NAME
 from chain_of_custody.timeutil import utc_now
 
-from .case import Case, check_case_id, check_item_id, is_case_id
+from .case import Case, check_case_id, check_item_id, is_case_id, is_item_id
 from .staging import (
+    STAGING_PREFIX,
     ItemStaging,
     Leftover,
     create_staging,
@@ -196,32 +202,64 @@ class EvidenceStore:
     # -- items ---------------------------------------------------------------------------
 
     def list_items(self, case_id: str) -> list[str]:
-        """Ids of complete items (published and signed), oldest first."""
+        """Ids of complete items (published and signed), oldest first.
+
+        Only a folder named as an item id, holding a manifest and its signature, is an
+        item: anything else in ``items/`` (say a copy, ``<ITEM_ID>-copy/``) is not, and
+        :meth:`stray_entries` names it.
+        """
         items = self._existing_case_dir(case_id) / ITEMS_DIR
-        if not items.is_dir():
-            return []
+        return sorted(entry.name for entry in _entries(items) if _is_item(entry))
+
+    def stray_entries(self, case_id: str) -> list[str]:
+        """Names in ``items/`` that are neither items nor leftovers, sorted.
+
+        Leftovers of interrupted captures and writes (``.staging-*``, ``.tmp-*``) are
+        :meth:`leftovers`; everything else that is not an item (a copied or renamed item
+        folder, a stray file or link) is a stray entry, to be reported, never used.
+        """
+        items = self._existing_case_dir(case_id) / ITEMS_DIR
         return sorted(
             entry.name
-            for entry in items.iterdir()
-            if not entry.name.startswith(".")
-            and entry.is_dir()
-            and (entry / MANIFEST_NAME).is_file()
-            and (entry / SIGNATURE_NAME).is_file()
+            for entry in _entries(items)
+            if not _is_item(entry) and not entry.name.startswith((STAGING_PREFIX, TEMP_PREFIX))
         )
 
     def find_item(self, item_id: str) -> tuple[str, Path]:
-        """The case holding ``item_id`` and the item's folder, searching every case."""
+        """The case holding ``item_id`` and the item's folder, searching every case.
+
+        UsageError if no case holds it, and if more than one does (naming them): an item
+        id names one capture, so which of two folders is meant is never guessed. Cases
+        are found by folder (a case folder with ``case.json``), without reading their
+        records, so one damaged case does not hide the items of the others.
+        """
+        check_item_id(item_id)
         hits = [
-            (case.case_id, self.item_dir(case.case_id, item_id))
-            for case in self.list_cases()
-            if self.item_dir(case.case_id, item_id).is_dir()
+            (case_id, self.item_dir(case_id, item_id))
+            for case_id in self._case_ids()
+            if self.item_dir(case_id, item_id).is_dir()
         ]
         if not hits:
             raise UsageError(
                 f"no item '{item_id}' in {self.home}",
                 hint="`osint-capture case show CASE_ID` lists items",
             )
+        if len(hits) > 1:
+            raise UsageError(
+                f"item '{item_id}' is ambiguous: cases {', '.join(c for c, _ in hits)} "
+                "each hold a folder of that id",
+                hint="an item id names one capture; verify each case folder "
+                "(`python -m chain_of_custody verify CASE_DIR`) to tell which one is genuine",
+            )
         return hits[0]
+
+    def _case_ids(self) -> list[str]:
+        """Ids of the case folders in the home (those with a ``case.json``), sorted."""
+        return sorted(
+            entry.name
+            for entry in _entries(self.home)
+            if is_case_id(entry.name) and (entry / CASE_FILE).is_file()
+        )
 
     def new_item(self, case_id: str) -> ItemStaging:
         """Start a new item in an open case: a locked staging directory to write into."""
@@ -247,3 +285,23 @@ class EvidenceStore:
     def remove_leftover(self, leftover: Leftover) -> None:
         """Delete one leftover, re-checking that no live process owns it; never an item."""
         remove_leftover(self.home, leftover)
+
+
+def _entries(directory: Path) -> list[Path]:
+    """The entries of ``directory``; none if it is missing or not a directory."""
+    try:
+        return list(directory.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _is_item(entry: Path) -> bool:
+    """True for a complete item: a real folder named as an item id, manifest and signature
+    in it (whether they verify is for ``verify`` to say)."""
+    return (
+        is_item_id(entry.name)
+        and not entry.is_symlink()
+        and entry.is_dir()
+        and (entry / MANIFEST_NAME).is_file()
+        and (entry / SIGNATURE_NAME).is_file()
+    )

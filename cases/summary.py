@@ -14,6 +14,7 @@ from typing import Any
 
 from chain_of_custody.errors import IntegrityError
 from chain_of_custody.item import MANIFEST_NAME, load_manifest
+from chain_of_custody.verify import read_regular_file
 
 __all__ = ["ItemSummary", "item_summary"]
 
@@ -57,9 +58,14 @@ def _section(provenance: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 
 
 def item_summary(item_dir: Path) -> ItemSummary:
-    """The summary of the item in ``item_dir``, from its ``manifest.json``."""
+    """The summary of the item in ``item_dir``, from its ``manifest.json``.
+
+    Any manifest that is not one (not a regular file, say a link or a FIFO, which is
+    never followed nor read; not JSON; JSON of another shape, such as ``[1]``) is
+    summarised as unreadable: a listing never fails on hostile evidence.
+    """
     try:
-        manifest = load_manifest((item_dir / MANIFEST_NAME).read_bytes())
+        manifest = load_manifest(read_regular_file(item_dir / MANIFEST_NAME))
     except (OSError, IntegrityError):
         return ItemSummary(status=None, url=None, allow_private_network=None)
     provenance: Mapping[str, Any] = manifest["provenance"]

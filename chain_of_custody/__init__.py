@@ -8,6 +8,7 @@ verify evidence with this package alone (``python -m chain_of_custody verify PAT
 
 from __future__ import annotations
 
+from chain_of_custody.bundle import BundleReport, open_bundle, verify_bundle
 from chain_of_custody.canonical import canonical_json, is_canonical, parse_canonical
 from chain_of_custody.custody import (
     ACTIONS,
@@ -71,6 +72,7 @@ __all__ = [
     "SIGNATURE_NAME",
     "SUMS_NAME",
     "WARC_NAME",
+    "BundleReport",
     "CaseFacts",
     "CaseReport",
     "ChainReport",
@@ -96,6 +98,7 @@ __all__ = [
     "load_public_key",
     "manifest_files",
     "normalize_fingerprint",
+    "open_bundle",
     "parse_canonical",
     "parse_line",
     "parse_utc",
@@ -104,6 +107,7 @@ __all__ = [
     "sha256_file",
     "split_log",
     "utc_now",
+    "verify_bundle",
     "verify_case",
     "verify_case_log",
     "verify_chain",

@@ -1,8 +1,9 @@
-"""``python -m chain_of_custody verify PATH [--trust FINGERPRINT ...] [--json]``
+"""``python -m chain_of_custody verify TARGET [--trust FP ...] [--trusted-key PEM ...] [--json]``
 
-PATH is an item directory (``…/items/ITEM_ID``) or a case directory (then every item and
-the case's custody log). Exit status: 0 everything verifies, 1 an integrity failure,
-2 a usage error. Errors are one line on stderr, never a traceback.
+TARGET is an item folder (``…/items/ITEM_ID``), a case folder (then its custody log once
+and every item against it) or a bundle (``.zip``, read in a private temporary folder).
+Read-only, always. Exit status: 0 everything verifies, 1 an integrity failure, 2 a usage
+error. Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from chain_of_custody.errors import EXIT_INTEGRITY, EXIT_OK, EXIT_USAGE, OsintCaptureError
-from chain_of_custody.verify import (
-    CaseReport,
-    ItemReport,
-    is_case_dir,
-    is_item_dir,
-    verify_case,
-    verify_item,
+from chain_of_custody.errors import (
+    EXIT_INTEGRITY,
+    EXIT_OK,
+    EXIT_USAGE,
+    OsintCaptureError,
+    UsageError,
 )
+from chain_of_custody.report import Check, examine_path
+from chain_of_custody.signing import fingerprint_of_key_file
+from chain_of_custody.verify import CaseReport, ItemReport, normalize_trusted
 
 __all__ = ["main"]
 
@@ -44,10 +46,10 @@ def _parser() -> _Parser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     verify = commands.add_parser(
         "verify",
-        help="verify an item or a whole case",
-        description="Verify an item directory, or a case directory and all its items.",
+        help="verify an item, a whole case or a bundle",
+        description="Verify an item folder, a case folder and all its items, or a bundle.",
     )
-    verify.add_argument("path", type=Path, help="item directory or case directory")
+    verify.add_argument("path", type=Path, help="item folder, case folder or bundle (.zip)")
     verify.add_argument(
         "--trust",
         action="append",
@@ -57,6 +59,12 @@ def _parser() -> _Parser:
             "every custody entry and custody.head must be signed by the key that opened "
             "the case; with it, by trusted keys only (that key included)"
         ),
+    )
+    verify.add_argument(
+        "--trusted-key",
+        action="append",
+        metavar="PUB.pem",
+        help="trust the public key in this file, as `keys export` writes it (repeatable)",
     )
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
@@ -70,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{_PROG}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return _verify(args.path, args.trust, as_json=args.json)
+        trusted = trusted_keys(args.trust, args.trusted_key)
+        return _verify(args.path, trusted, as_json=args.json)
     except OsintCaptureError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
@@ -82,30 +91,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _verify(path: Path, trust: list[str] | None, *, as_json: bool) -> int:
-    report: ItemReport | CaseReport
-    if is_item_dir(path):
-        report = verify_item(path, trusted_fingerprints=trust)
-    elif is_case_dir(path):
-        report = verify_case(path, trusted_fingerprints=trust)
-    elif not path.exists():
-        print(f"error: {path} does not exist", file=sys.stderr)
-        return EXIT_USAGE
-    else:
-        print(
-            f"error: {path} is neither an item directory (with manifest.json) "
-            "nor a case directory (with items/ or custody.jsonl)",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+def trusted_keys(
+    fingerprints: Sequence[str] | None, key_files: Sequence[str] | None
+) -> frozenset[str] | None:
+    """The fingerprints of ``--trust`` and ``--trusted-key`` together (None: neither given)."""
+    if not fingerprints and not key_files:
+        return None
+    trusted = set(normalize_trusted(list(fingerprints or ())) or ())
+    for path in key_files or ():
+        try:
+            trusted.add(fingerprint_of_key_file(path))
+        except ValueError as exc:
+            raise UsageError(f"--trusted-key: {exc}") from None
+    return frozenset(trusted)
+
+
+def _verify(path: Path, trusted: frozenset[str] | None, *, as_json: bool) -> int:
+    examined = examine_path(path, trusted)
     if as_json:
-        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
-    elif isinstance(report, ItemReport):
+        print(json.dumps(examined.verdict.to_dict(), indent=2, ensure_ascii=False))
+        return EXIT_OK if examined.verdict.ok else EXIT_INTEGRITY
+    report = examined.report
+    if isinstance(report, ItemReport):
         _print_item(report)
         print("VERIFIED" if report.ok else "FAILED")
-    else:
+    elif isinstance(report, CaseReport):
         _print_case(report)
-    return EXIT_OK if report.ok else EXIT_INTEGRITY
+    else:
+        bundle_check = examined.verdict.checks[0]
+        print(f"bundle {path}")
+        print(f"  [{_mark(bundle_check)}] {bundle_check.step}. {bundle_check.check}: ", end="")
+        print(bundle_check.detail)
+        for problem in report.member_problems[3:]:
+            print(f"         {problem}")
+        if report.case is not None:
+            _print_case(report.case)
+        print("VERIFIED" if examined.verdict.ok else "FAILED")
+    return EXIT_OK if examined.verdict.ok else EXIT_INTEGRITY
+
+
+def _mark(check: Check) -> str:
+    return "skip" if check.skipped and check.ok else (" ok " if check.ok else "FAIL")
 
 
 def _print_item(report: ItemReport) -> None:

@@ -9,15 +9,29 @@ for every record this toolkit writes.
 Keys are sorted by Unicode code point (Python's order). This is not RFC 8785 (which sorts
 by UTF-16 code units); the two differ only for keys mixing astral characters with
 characters above U+E000, which none of our own field names do.
+
+Nesting is bounded: a document whose arrays and objects nest more than
+:data:`MAX_DEPTH` (100) levels deep is refused before it is parsed, so hostile input
+cannot exhaust the parser's stack (``json`` recurses once per level). The formats
+themselves are shallow: a manifest's own structure is three levels, custody entries and
+heads two, and page-supplied provenance is cut at 40 levels when it is captured.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["canonical_json", "is_canonical", "parse_canonical"]
+__all__ = ["MAX_DEPTH", "canonical_json", "check_depth", "is_canonical", "parse_canonical"]
+
+# Deepest nesting of arrays/objects accepted when parsing (the top level is depth 1).
+MAX_DEPTH = 100
+_OPENERS = ("[", "{")
+_STRUCTURE = re.compile(r'["\[\]{}]')
+# The rest of a JSON string after its opening quote, up to and including the closing one.
+_STRING_TAIL = re.compile(r'(?:[^"\\]++|\\.)*+"', re.DOTALL)
 
 
 def canonical_json(obj: object) -> bytes:
@@ -49,6 +63,7 @@ def parse_canonical(data: bytes) -> Any:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(f"not UTF-8 (byte {exc.start})") from None
+    check_depth(text)
     try:
         value = json.loads(
             text,
@@ -65,6 +80,33 @@ def parse_canonical(data: bytes) -> Any:
     if again != data:
         raise ValueError("JSON, but not in canonical form (spacing, key order or escaping differ)")
     return value
+
+
+def check_depth(text: str, limit: int = MAX_DEPTH) -> None:
+    """ValueError if arrays and objects in the JSON ``text`` nest more than ``limit`` deep.
+
+    A linear scan of the brackets outside strings, so it is safe on any input: call it
+    before ``json.loads`` on untrusted text. Text that is not JSON may be refused here or
+    left for the parser to refuse; it is never let through deeper than ``limit``.
+    """
+    if sum(text.count(opener) for opener in _OPENERS) <= limit:
+        return  # cannot nest deeper than it has brackets
+    depth, pos = 0, 0
+    while (found := _STRUCTURE.search(text, pos)) is not None:
+        char, pos = found.group(), found.end()
+        if char == '"':
+            tail = _STRING_TAIL.match(text, pos)
+            if tail is None:
+                return  # an unterminated string: the parser stops there, not deeper
+            pos = tail.end()
+        elif char in _OPENERS:
+            depth += 1
+            if depth > limit:
+                raise ValueError(
+                    f"nested more than {limit} levels deep (at character {found.start()})"
+                )
+        else:
+            depth -= 1
 
 
 def is_canonical(data: bytes) -> bool:

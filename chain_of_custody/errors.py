@@ -20,6 +20,7 @@ __all__ = [
     "CaptureFailed",
     "CustodyLogDamaged",
     "IntegrityError",
+    "NoSigningKey",
     "OsintCaptureError",
     "Refused",
     "SigningKeyError",
@@ -61,6 +62,11 @@ class UsageError(OsintCaptureError):
 
 class SigningKeyError(UsageError):
     """The signing key is missing, unreadable, or the passphrase is wrong."""
+
+
+class NoSigningKey(SigningKeyError):
+    """There is no signing key, or no passphrase for it: nothing can be signed, though
+    whatever needs no signature (an examination that is then not logged) still can."""
 
 
 class IntegrityError(OsintCaptureError):

@@ -26,6 +26,7 @@ __all__ = [
     "Signer",
     "encrypt_private_key",
     "fingerprint_of",
+    "fingerprint_of_key_file",
     "generate_private_key",
     "load_private_key",
     "load_public_key",
@@ -171,3 +172,19 @@ def verify_signature(public_key_pem: str | bytes, data: bytes, signature: bytes)
     except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
         return False
     return True
+
+
+def fingerprint_of_key_file(path: str) -> str:
+    """The fingerprint of the public key in a PEM file (as ``keys export`` writes it).
+
+    Raises ValueError naming the file when it cannot be read or holds no P-384 public key.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(1 << 16)
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return fingerprint_of(load_public_key(data))
+    except ValueError as exc:
+        raise ValueError(f"{path} is not a P-384 public key in PEM form ({exc})") from None

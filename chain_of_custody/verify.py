@@ -7,21 +7,19 @@ key is embedded, so verification works offline, on another machine, years later.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
-import io
+import errno
+import fcntl
 import json
 import os
+import re
 import stat
-import zlib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from warcio.archiveiterator import ArchiveIterator
-
+from chain_of_custody.canonical import check_depth
 from chain_of_custody.custody import (
     CASE_OPENED_DETAILS,
     CUSTODY_LOG_NAME,
@@ -32,8 +30,9 @@ from chain_of_custody.custody import (
     split_log,
     verify_case_log,
 )
+from chain_of_custody.durable import TEMP_PREFIX
 from chain_of_custody.errors import CustodyLogDamaged, IntegrityError, UsageError
-from chain_of_custody.hashing import HashingReader, sha256_bytes, sha256_file
+from chain_of_custody.hashing import sha256_bytes
 from chain_of_custody.item import (
     CASE_RECORD_NAME,
     ITEMS_DIR_NAME,
@@ -51,15 +50,25 @@ from chain_of_custody.signing import (
     normalize_fingerprint,
     verify_signature,
 )
+from chain_of_custody.warccheck import (
+    WarcCheck,
+    check_warc,
+    hash_regular_file,
+    is_gzipped_warc,
+    is_warc,
+)
+from chain_of_custody.warccheck import one_line as _one_line
 
 __all__ = [
     "STEP_NAMES",
     "CaseReport",
     "ItemReport",
+    "NotRegularFile",
     "StepResult",
     "is_case_dir",
     "is_item_dir",
     "normalize_trusted",
+    "read_regular_file",
     "verify_case",
     "verify_item",
 ]
@@ -74,11 +83,7 @@ STEP_NAMES = {
     7: "custody log records this capture",
 }
 
-_WARC_SUFFIXES = (".warc.gz", ".warc")
-_WARC_DIGEST_ALGORITHM = "sha256"
 _DETAIL_PROBLEMS = 3
-_READ_CHUNK = 1 << 20
-_GZIP_WBITS = 16 + zlib.MAX_WBITS  # gzip header and trailer, CRC-32 checked
 
 
 @dataclass(frozen=True)
@@ -180,9 +185,11 @@ class _CustodyLog:
             head: bytes | None = None
             read_problems: list[str] = []
             try:
-                head = (self.path.parent / HEAD_NAME).read_bytes()
+                head = read_regular_file(self.path.parent / HEAD_NAME)
             except FileNotFoundError:
                 pass
+            except NotRegularFile as exc:
+                read_problems.append(_only_regular(HEAD_NAME, exc, "the case folder"))
             except OSError as exc:
                 read_problems.append(f"cannot read {HEAD_NAME}: {exc.strerror}")
             chain = verify_case_log(
@@ -222,6 +229,8 @@ class _Context:
     manifest: Mapping[str, Any] | None = None
     files: tuple[FileEntry, ...] = ()
     intact: set[str] = field(default_factory=set)
+    # Step 4's one read of each WARC it found the listed size, by path: step 6 reports it.
+    warc_checks: dict[str, WarcCheck] = field(default_factory=dict)
 
 
 def normalize_trusted(fingerprints: Collection[str] | None) -> frozenset[str] | None:
@@ -265,12 +274,15 @@ def verify_item(
     3. The manifest's signer fingerprint is that of the embedded key, and — if
        ``trusted_fingerprints`` is given — one of them.
     4. Every listed file exists as a regular file with the listed size and SHA-256
-       (streamed, so large files are fine).
+       (streamed, so large files are fine; a WARC is hashed in the same read that step 6
+       checks it in, so each of its bytes is read once).
     5. The item holds no files (or links) the manifest does not list, apart from
        ``manifest.json``, ``manifest.json.sig`` and ``SHA256SUMS``.
     6. In every listed ``*.warc.gz`` / ``*.warc`` file, each record's
-       ``WARC-Block-Digest`` and ``WARC-Payload-Digest`` (``sha256:``) verify, and the
-       bytes parsed are the bytes whose SHA-256 the manifest lists.
+       ``WARC-Block-Digest`` and ``WARC-Payload-Digest`` (``sha256:``) verify, a
+       ``.warc.gz`` is whole gzip members with valid CRCs, one per record, and the bytes
+       parsed are the bytes whose SHA-256 the manifest lists. A problem names the record
+       (:mod:`chain_of_custody.warccheck`).
     7. The custody log (``custody_log``, or by default ``../../custody.jsonl`` when it
        exists) verifies as the log of the manifest's case (:func:`verify_case_log`: the
        chain, its signed opening, one signing key unless others are trusted, nothing but
@@ -317,7 +329,11 @@ def verify_case(
     title, category, investigator, authority, status) that is a problem naming it. Every
     item is judged as an item of this case. Besides each item's report, finds items the
     log records as captured whose directory is missing, and entries of ``items/`` that
-    are not items. Raises UsageError if ``case_dir`` is not a case directory.
+    are not items. What an interrupted capture or write leaves (``items/.staging-*``
+    and its lock, ``.tmp-*``) is named as that, with the ``case clean`` that removes it,
+    and fails the case until it is gone (a capture still running is named as one).
+    Files the case is judged by are read only if they are regular files (never through
+    a link, never a FIFO). Raises UsageError if ``case_dir`` is not a case directory.
     """
     if not is_case_dir(case_dir):
         raise UsageError(
@@ -330,7 +346,16 @@ def verify_case(
     log_path = case_dir / CUSTODY_LOG_NAME
     custody: _CustodyLog | None = None
     chain: ChainReport | None = None
-    if log_path.is_file():
+    try:
+        log_mode: int | None = log_path.lstat().st_mode
+    except FileNotFoundError:
+        log_mode = None
+    if log_mode is not None and not stat.S_ISREG(log_mode):
+        # Never followed nor read: a link could lead out of the case, a FIFO would block.
+        problems.append(
+            _only_regular(CUSTODY_LOG_NAME, _not_regular(log_path, log_mode), "the case folder")
+        )
+    elif log_mode is not None:
         custody = _read_custody(log_path, trusted, head_required=True)
         chain = custody.report(case_id)
         problems.extend(
@@ -345,9 +370,19 @@ def verify_case(
     items: list[ItemReport] = []
     present: set[str] = set()
     items_dir = case_dir / ITEMS_DIR_NAME
-    children = sorted(items_dir.iterdir()) if items_dir.is_dir() else []
+    children: list[Path] = []
+    if items_dir.is_symlink():
+        problems.append(f"{ITEMS_DIR_NAME} is a symbolic link; only the case folder is examined")
+    elif items_dir.is_dir():
+        try:
+            children = sorted(items_dir.iterdir())
+        except OSError as exc:
+            problems.append(f"cannot list {ITEMS_DIR_NAME}/: {exc.strerror}")
+    problems.extend(_leftover_problems(case_dir, children, case_id))
     for child in children:
         present.add(child.name)
+        if child.name.startswith((_STAGING_PREFIX, TEMP_PREFIX)):
+            continue  # named above, as what an interrupted capture or write left
         if child.is_symlink() or not child.is_dir():
             problems.append(f"items/{child.name} is not a directory")
         elif not is_item_dir(child):
@@ -378,12 +413,67 @@ def verify_case(
     )
 
 
+# What cases.staging and chain_of_custody.durable leave when a capture or a write is cut
+# short: items/.staging-<ITEM_ID>/ (+ its .lock) and .tmp-* files (FORMAT.md section 1).
+_STAGING_PREFIX = ".staging-"
+_LOCK_SUFFIX = ".lock"
+
+
+def _leftover_problems(case_dir: Path, children: list[Path], case_id: str) -> list[str]:
+    """Each leftover of an interrupted capture or write in the case, named as one."""
+    clean = f"(run `osint-capture case clean {case_id}`)"
+    problems = []
+    try:
+        top = sorted(entry.name for entry in os.scandir(case_dir))
+    except OSError:
+        top = []
+    problems += [f"interrupted write: {n} {clean}" for n in top if n.startswith(TEMP_PREFIX)]
+    names = {child.name for child in children}
+    for child in children:
+        name = child.name
+        if name.startswith(TEMP_PREFIX):
+            problems.append(f"interrupted write: items/{name} {clean}")
+        elif not name.startswith(_STAGING_PREFIX):
+            continue
+        elif name.endswith(_LOCK_SUFFIX) and name.removesuffix(_LOCK_SUFFIX) in names:
+            continue  # the lock of a staging folder named with it
+        elif _lock_held(child.parent / (name.removesuffix(_LOCK_SUFFIX) + _LOCK_SUFFIX)):
+            problems.append(f"capture in progress: items/{name} (verify again once it has ended)")
+        else:
+            problems.append(f"interrupted capture: items/{name} {clean}")
+    return problems
+
+
+def _lock_held(lock: Path) -> bool:
+    """True if a live process holds the flock on ``lock``, as a running capture does on
+    its staging lock (probed read-only and without waiting; False if there is none)."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # also drops the probe's lock, if it got it
+    return False
+
+
 def _case_record_problems(path: Path, facts: CaseFacts) -> list[str]:
     """Where ``case.json`` (unsigned) disagrees with the signed opening and closing."""
     try:
-        record = json.loads(path.read_bytes())
+        text = read_regular_file(path).decode("utf-8")
+        check_depth(text)  # json.loads recurses once per level: hostile depth must not reach it
+        record = json.loads(text)
     except FileNotFoundError:
         return []  # the facts are the log's; case.json is a convenience copy
+    except NotRegularFile as exc:
+        return [_only_regular(CASE_RECORD_NAME, exc, "the case folder")]
     except (OSError, ValueError) as exc:
         return [f"{CASE_RECORD_NAME} cannot be read as a case record ({_one_line(str(exc))})"]
     if not isinstance(record, dict):
@@ -415,7 +505,9 @@ def _read_custody(
     path: Path, trusted: frozenset[str] | None, *, head_required: bool
 ) -> _CustodyLog:
     try:
-        data = path.read_bytes()
+        data = read_regular_file(path)
+    except NotRegularFile as exc:
+        raise UsageError(f"custody log {path} is {exc.what}; only a regular file is read") from None
     except OSError as exc:
         raise UsageError(f"cannot read custody log {path}: {exc.strerror}") from None
     return _CustodyLog(path=path, data=data, trusted=trusted, head_required=head_required)
@@ -464,15 +556,84 @@ def _skipped(number: int, why: str, *, ok: bool = False) -> StepResult:
     return StepResult(number, STEP_NAMES[number], ok, why, (), skipped=True)
 
 
+# Reading the files verification relies on ------------------------------------------
+
+_REGULAR_READ_CHUNK = 1 << 20
+# A line of SHA256SUMS: the hash, two spaces (or " *", binary mode), the path.
+_SUMS_LINE = re.compile(r"([0-9a-fA-F]{64}) [ *](.+)")
+_KINDS: tuple[tuple[Callable[[int], bool], str], ...] = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+class NotRegularFile(OSError):
+    """The path exists but is not a regular file; ``what`` says what it is instead."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        super().__init__(errno.EINVAL, f"not a regular file ({what})", str(path))
+        self.what = what
+
+
+def _not_regular(path: Path, mode: int) -> NotRegularFile:
+    if stat.S_ISLNK(mode):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            return NotRegularFile(path, "a symbolic link")
+        return NotRegularFile(path, f"a symbolic link (to {target})")
+    return NotRegularFile(path, next((what for test, what in _KINDS if test(mode)), "not a file"))
+
+
+def read_regular_file(path: Path) -> bytes:
+    """The bytes of ``path``, which must itself be a regular file (not a link to one).
+
+    Checked with lstat before it is opened (opening a device can have effects of its
+    own), opened with O_NOFOLLOW | O_NONBLOCK and checked again with fstat before a
+    byte is read: a symbolic link, which could lead out of the evidence, is never
+    followed, and a FIFO, on which a read would wait forever, is never read. Raises
+    FileNotFoundError if absent, :class:`NotRegularFile` for anything but a regular
+    file, OSError if it cannot be read.
+    """
+    mode = path.lstat().st_mode
+    if not stat.S_ISREG(mode):
+        raise _not_regular(path, mode)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):  # replaced meanwhile: a link, a socket
+            raise _not_regular(path, path.lstat().st_mode) from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode)
+        chunks = []
+        while chunk := os.read(fd, _REGULAR_READ_CHUNK):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _only_regular(name: str, exc: NotRegularFile, where: str = "the item") -> str:
+    return f"{name} is {exc.what}; only regular files inside {where} are read"
+
+
 # Step 1 -----------------------------------------------------------------------------
 
 
 def _step1_manifest(ctx: _Context) -> StepResult:
     path = ctx.item_dir / MANIFEST_NAME
     try:
-        ctx.manifest_bytes = path.read_bytes()
+        ctx.manifest_bytes = read_regular_file(path)
     except FileNotFoundError:
         return _result(1, "", [f"{MANIFEST_NAME} is missing"])
+    except NotRegularFile as exc:
+        return _result(1, "", [_only_regular(MANIFEST_NAME, exc)])
     except OSError as exc:
         return _result(1, "", [f"{MANIFEST_NAME} cannot be read: {exc.strerror}"])
     try:
@@ -527,9 +688,11 @@ def _identity_problems(item_dir: Path, case: Path | None, manifest: Mapping[str,
 def _step2_signature(ctx: _Context) -> StepResult:
     assert ctx.manifest is not None
     try:
-        signature = (ctx.item_dir / SIGNATURE_NAME).read_bytes()
+        signature = read_regular_file(ctx.item_dir / SIGNATURE_NAME)
     except FileNotFoundError:
         return _result(2, "", [f"{SIGNATURE_NAME} is missing"])
+    except NotRegularFile as exc:
+        return _result(2, "", [_only_regular(SIGNATURE_NAME, exc)])
     except OSError as exc:
         return _result(2, "", [f"{SIGNATURE_NAME} cannot be read: {exc.strerror}"])
     signer = ctx.manifest["signer"]
@@ -592,11 +755,21 @@ def _step4_files(ctx: _Context) -> StepResult:
                 f"{entry.path} is {info.st_size} bytes, the manifest lists {entry.size}"
             )
             continue
-        try:
-            digest, size = sha256_file(full)
-        except OSError as exc:
-            problems.append(f"{entry.path} cannot be read: {exc.strerror}")
-            continue
+        if is_warc(entry.path):
+            # One read serves steps 4 and 6: the WARC pass hashes the bytes it parses, and
+            # step 6 reports what it found in them.
+            check = check_warc(full, gzipped=is_gzipped_warc(entry.path))
+            ctx.warc_checks[entry.path] = check
+            if check.read_error is not None:
+                problems.append(f"{entry.path} cannot be read: {check.read_error}")
+                continue
+            digest, size = check.sha256, check.size
+        else:
+            try:
+                digest, size = hash_regular_file(full)
+            except OSError as exc:
+                problems.append(f"{entry.path} cannot be read: {exc.strerror}")
+                continue
         if size != entry.size or digest != entry.sha256:
             problems.append(f"{entry.path} has SHA-256 {digest}, the manifest lists {entry.sha256}")
             continue
@@ -610,6 +783,8 @@ def _step4_files(ctx: _Context) -> StepResult:
 
 def _step5_unlisted(ctx: _Context) -> StepResult:
     listed = {entry.path for entry in ctx.files}
+    # The folders that hold a listed file; any other folder is not part of the item.
+    folders = {str(parent) for path in listed for parent in PurePosixPath(path).parents}
     problems: list[str] = []
 
     def walk_error(exc: OSError) -> None:
@@ -619,8 +794,11 @@ def _step5_unlisted(ctx: _Context) -> StepResult:
         rel_root = PurePosixPath(Path(root).relative_to(ctx.item_dir).as_posix())
         # os.walk reports links to directories as directories but does not enter them.
         for name in sorted(dirs):
+            rel = _rel(rel_root, name)
             if os.path.islink(os.path.join(root, name)):
-                problems.append(f"{_rel(rel_root, name)} is a symbolic link (not listed)")
+                problems.append(f"{rel} is a symbolic link (not listed)")
+            elif rel not in folders:
+                problems.append(f"{rel}/ is a folder the manifest does not list (no listed file)")
         for name in sorted(names):
             rel = _rel(rel_root, name)
             if rel not in listed and not (
@@ -635,32 +813,63 @@ def _check_sums(ctx: _Context, problems: list[str]) -> None:
     """SHA256SUMS is unsigned convenience for ``sha256sum -c``; it must still agree.
 
     An edited SHA256SUMS cannot hide a changed file (step 4 checks the signed
-    hashes), but a verifier should not pass an item whose checksum list lies.
+    hashes), but a verifier should not pass an item whose checksum list lies. Every line
+    is checked, as ``sha256sum -c`` checks every line: a second line for a file is named,
+    and fails when its hash is wrong, so whatever ``sha256sum -c`` reports FAILED fails
+    here too. Lines are those this toolkit writes: 64 hex digits, two spaces (or a space
+    and ``*``), the path; split at newlines only, as ``sha256sum`` splits them.
     """
-    sums = ctx.item_dir / SUMS_NAME
-    if not sums.is_file():
+    try:
+        data = read_regular_file(ctx.item_dir / SUMS_NAME)
+    except FileNotFoundError:
+        return
+    except NotRegularFile as exc:
+        problems.append(_only_regular(SUMS_NAME, exc))
+        return
+    except OSError as exc:
+        problems.append(f"{SUMS_NAME} cannot be read: {exc.strerror}")
+        return
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problems.append(f"{SUMS_NAME} is not UTF-8 (byte {exc.start})")
         return
     expected = {entry.path: entry.sha256 for entry in ctx.files}
-    for name in (MANIFEST_NAME, SIGNATURE_NAME):
-        with contextlib.suppress(OSError):
-            expected[name] = sha256_file(ctx.item_dir / name)[0]
-    seen: dict[str, str] = {}
-    try:
-        text = sums.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(f"{SUMS_NAME} cannot be read: {exc}")
-        return
-    for number, line in enumerate(text.splitlines(), start=1):
-        digest, sep, name = line.partition("  ")
-        if not sep or len(digest) != 64:
+    expected[MANIFEST_NAME] = sha256_bytes(ctx.manifest_bytes)
+    with contextlib.suppress(OSError):
+        expected[SIGNATURE_NAME] = sha256_bytes(read_regular_file(ctx.item_dir / SIGNATURE_NAME))
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the newline ending the last line
+    first_line: dict[str, int] = {}
+    disagree: set[str] = set()
+    details: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        match = _SUMS_LINE.fullmatch(line)
+        if match is None:
             problems.append(f"{SUMS_NAME} line {number} is not '<sha256>  <file>'")
             continue
-        seen[name.lstrip("*")] = digest.lower()
-    if seen != expected:
-        wrong = sorted(set(seen) ^ set(expected)) + sorted(
-            n for n in set(seen) & set(expected) if seen[n] != expected[n]
+        digest, name = match.group(1).lower(), match.group(2)
+        if name in first_line:
+            details.append(
+                f"{SUMS_NAME} line {number} lists {name} again (first on line {first_line[name]})"
+            )
+        else:
+            first_line[name] = number
+        if name not in expected:
+            disagree.add(name)
+        elif digest != expected[name]:
+            disagree.add(name)
+            details.append(
+                f"{SUMS_NAME} line {number} gives {name} SHA-256 {digest}, but it is "
+                f"{expected[name]} (`sha256sum -c` reports it FAILED)"
+            )
+    disagree |= expected.keys() - first_line.keys()
+    if disagree:
+        problems.append(
+            f"{SUMS_NAME} disagrees with the manifest for: {', '.join(sorted(disagree))}"
         )
-        problems.append(f"{SUMS_NAME} disagrees with the manifest for: {', '.join(wrong)}")
+    problems.extend(details)
 
 
 def _rel(root: PurePosixPath, name: str) -> str:
@@ -671,168 +880,21 @@ def _rel(root: PurePosixPath, name: str) -> str:
 
 
 def _step6_warc_digests(ctx: _Context) -> StepResult:
-    warcs = [entry for entry in ctx.files if entry.path.endswith(_WARC_SUFFIXES)]
+    warcs = [entry for entry in ctx.files if is_warc(entry.path)]
     if not warcs:
         return _result(6, "no WARC files in this item", [])
     problems: list[str] = []
     records = 0
     for entry in warcs:
-        count, found = _check_warc(ctx.item_dir.joinpath(*entry.path.split("/")), entry)
-        records += count
-        problems.extend(f"{entry.path}: {p}" for p in found)
+        check = ctx.warc_checks.get(entry.path)
+        if check is None:  # step 4 did not read it (missing, not a file, the wrong size)
+            full = ctx.item_dir.joinpath(*entry.path.split("/"))
+            check = check_warc(full, gzipped=is_gzipped_warc(entry.path))
+        records += check.records
+        problems.extend(f"{entry.path}: {p}" for p in check.problems(entry.sha256))
     return _result(
         6, f"{records} records in {len(warcs)} WARC file(s), every digest verifies", problems
     )
-
-
-def _check_warc(path: Path, entry: FileEntry) -> tuple[int, list[str]]:
-    problems: list[str] = []
-    count = 0
-    warnings = io.StringIO()
-    gzip_check = _GzipMembers() if entry.path.endswith(".warc.gz") else None
-    try:
-        with path.open("rb") as raw, HashingReader(raw) as hashed:
-            stream = _Tee(hashed, gzip_check.feed) if gzip_check else hashed
-            # warcio writes format warnings straight to stderr; the library must not print,
-            # so they are caught and reported. (redirect_stderr is process-wide: fine for
-            # the single-threaded verifier.)
-            with contextlib.redirect_stderr(warnings):
-                for record in ArchiveIterator(stream, check_digests=True):
-                    count += 1
-                    problems.extend(f"record {count}: {p}" for p in _record_problems(record))
-            while stream.read(_READ_CHUNK):
-                pass
-            if hashed.hexdigest() != entry.sha256:
-                problems.append(
-                    "the bytes parsed are not the bytes the manifest lists "
-                    "(the file changed during verification, or differs from the manifest)"
-                )
-    except OSError as exc:
-        problems.append(f"cannot be read: {exc.strerror or exc}")
-    except Exception as exc:
-        # Untrusted bytes through a third-party parser: any failure means "not a valid WARC".
-        problems.append(f"not a valid WARC ({type(exc).__name__}: {_one_line(str(exc))})")
-    if gzip_check is not None and (gzip_problem := gzip_check.finish()):
-        problems.append(gzip_problem)
-    if warnings.getvalue().strip():
-        problems.append(f"warcio: {_one_line(warnings.getvalue())}")
-    if count == 0 and not problems:
-        problems.append("contains no WARC records")
-    return count, problems
-
-
-class _Tee:
-    """Hands bytes read from ``stream`` to ``observe`` as well as to the reader."""
-
-    def __init__(self, stream: HashingReader, observe: Callable[[bytes], None]) -> None:
-        self._stream = stream
-        self._observe = observe
-
-    def read(self, size: int | None = -1, /) -> bytes:
-        data = self._stream.read(size)
-        self._observe(data)
-        return data
-
-    def tell(self) -> int:
-        return self._stream.tell()
-
-
-class _GzipMembers:
-    """Checks that bytes fed in are whole gzip members with valid CRCs, and nothing else.
-
-    warcio stops quietly where a truncated ``.warc.gz`` stops: the records before the cut
-    still verify, so without this a file missing its end would pass step 6.
-    """
-
-    def __init__(self) -> None:
-        self._member: Any = None
-        self._members = 0
-        self._error: str | None = None
-
-    def feed(self, data: bytes) -> None:
-        while data and self._error is None:
-            member = self._member or zlib.decompressobj(_GZIP_WBITS)
-            try:
-                # Bounded output: a small, highly compressed member must not balloon in memory.
-                out = member.decompress(data, _READ_CHUNK)
-                while not member.eof and not member.unconsumed_tail and len(out) == _READ_CHUNK:
-                    out = member.decompress(b"", _READ_CHUNK)
-            except zlib.error as exc:
-                if self._member is not None:
-                    self._error = f"gzip member {self._members + 1} is corrupt ({exc})"
-                elif self._members == 0:
-                    self._error = "named .warc.gz but not gzip-compressed"
-                else:
-                    self._error = f"bytes after gzip member {self._members} are not gzip ({exc})"
-                return
-            if member.eof:
-                self._members += 1
-                self._member = None
-                data = member.unused_data
-            else:
-                self._member = member
-                data = member.unconsumed_tail
-
-    def finish(self) -> str | None:
-        if self._error is not None:
-            return self._error
-        if self._member is not None:
-            return "the file ends inside a gzip member (it was cut short)"
-        if self._members == 0:
-            return "named .warc.gz but not gzip-compressed"
-        return None
-
-
-def _record_problems(record: Any) -> list[str]:
-    if record.format != "warc":
-        # warcio also reads the older ARC format, and reads almost any text line as one.
-        return [f"not a WARC record (read as {record.format})"]
-    headers = record.rec_headers
-    kind = headers.get_header("WARC-Type") or "untyped"
-    # Read the raw block to its end: warcio checks the digests as the last byte passes.
-    while record.raw_stream.read(_READ_CHUNK):
-        pass
-    problems = []
-    block = headers.get_header("WARC-Block-Digest")
-    payload = headers.get_header("WARC-Payload-Digest")
-    if not block:
-        problems.append(f"{kind} record has no WARC-Block-Digest")
-    for name, value in (("WARC-Block-Digest", block), ("WARC-Payload-Digest", payload)):
-        if value and value.partition(":")[0].lower() != _WARC_DIGEST_ALGORITHM:
-            problems.append(f"{kind} record's {name} is not {_WARC_DIGEST_ALGORITHM}: {value}")
-    checker = record.digest_checker
-    if checker.passed is False:
-        problems.extend(f"{kind} record: {p}" for p in checker.problems)
-    if record.length == 0 and kind != "revisit":
-        # warcio never compares the block digest of an empty block; do it here.
-        empty = hashlib.sha256(b"").digest()
-        for name, value in (("WARC-Block-Digest", block), ("WARC-Payload-Digest", payload)):
-            if value and not _digest_is(value, empty):
-                problems.append(f"{kind} record: {name} of its empty block is wrong")
-    elif checker.passed is None and (block or payload) and kind != "revisit":
-        # Digest present but never compared: the record ended early (truncated file).
-        problems.append(f"{kind} record's digest could not be checked (record cut short?)")
-    return problems
-
-
-def _digest_is(value: str, expected: bytes) -> bool:
-    """``value`` (``algo:`` then hex, base32 or base64, as WARC writers vary) is ``expected``."""
-    encoded = value.partition(":")[2].strip()
-    decoders: tuple[Callable[[str], bytes], ...] = (
-        bytes.fromhex,
-        lambda text: base64.b32decode(text.upper()),
-        lambda text: base64.b64decode(text, validate=True),
-    )
-    for decode in decoders:
-        with contextlib.suppress(ValueError):
-            if decode(encoded) == expected:
-                return True
-    return False
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 # Step 7 -----------------------------------------------------------------------------

@@ -10,10 +10,9 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from cases import actions
@@ -23,13 +22,14 @@ from cases.summary import item_summary
 from chain_of_custody.errors import (
     EXIT_CAPTURE_FAILED,
     EXIT_USAGE,
-    IntegrityError,
     OsintCaptureError,
     SigningKeyError,
     UsageError,
     storage_error,
 )
-from chain_of_custody.signing import Signer
+from osint_capture.cli_common import CliState, console, evidence_store, operator_signer
+from osint_capture.cli_custody import custody_app
+from osint_capture.cli_verify import verify
 
 __all__ = ["app", "main"]
 
@@ -43,39 +43,10 @@ app = typer.Typer(
 )
 case_app = typer.Typer(help="Open, list and show cases.", no_args_is_help=True)
 keys_app = typer.Typer(help="The operator's signing key.", no_args_is_help=True)
-custody_app = typer.Typer(help="The chain-of-custody log of an item.", no_args_is_help=True)
 app.add_typer(case_app, name="case")
 app.add_typer(keys_app, name="keys")
 app.add_typer(custody_app, name="custody")
-
-# markup off: titles, URLs and "[complete]" are data, never Rich markup.
-_out = Console(highlight=False, soft_wrap=True, markup=False)
-
-
-class _State:
-    home: Path | None = None
-
-
-def _store() -> EvidenceStore:
-    return EvidenceStore(resolve_home(_State.home))
-
-
-def _ask_passphrase(info: Any) -> str:
-    if not sys.stdin.isatty():
-        raise SigningKeyError(
-            "no passphrase for the signing key",
-            hint="set OSINT_CAPTURE_PASSPHRASE or run from a terminal to be asked",
-        )
-    answer: str = typer.prompt(f"Passphrase for {info.operator}'s signing key", hide_input=True)
-    return answer
-
-
-def _signer() -> Signer:
-    from osint_capture import keys
-
-    # Raises with a hint naming `keys init` when there is no key, and refuses a key
-    # folder inside the evidence home.
-    return keys.signer_for(resolve_home(_State.home), _ask_passphrase)
+app.command()(verify)
 
 
 @app.callback()
@@ -89,7 +60,7 @@ def _root(
         ),
     ] = None,
 ) -> None:
-    _State.home = home
+    CliState.home = home
 
 
 # -- cases -------------------------------------------------------------------------
@@ -109,8 +80,8 @@ def case_open(
     ],
 ) -> None:
     """Open a case. Captures can only go into an open case."""
-    signer = _signer()
-    store = _store()
+    signer = operator_signer()
+    store = evidence_store()
     case = actions.open_case(
         store,
         case_id,
@@ -120,7 +91,7 @@ def case_open(
         authority=authority,
         signer=signer,
     )
-    _out.print(
+    console.print(
         f"Opened case {case.case_id} ({CATEGORY_DESCRIPTIONS[case.category]}) in "
         f"{store.case_dir(case.case_id)}"
     )
@@ -129,10 +100,10 @@ def case_open(
 @case_app.command("list")
 def case_list() -> None:
     """List the cases in the evidence home."""
-    store = _store()
+    store = evidence_store()
     cases = store.list_cases()
     if not cases:
-        _out.print(f"No cases in {store.home}.")
+        console.print(f"No cases in {store.home}.")
         return
     table = Table("case", "status", "category", "items", "title")
     for case in cases:
@@ -143,41 +114,43 @@ def case_list() -> None:
             str(len(store.list_items(case.case_id))),
             case.title,
         )
-    _out.print(table)
+    console.print(table)
 
 
 @case_app.command("show")
 def case_show(case_id: str) -> None:
     """Show a case, its items and any leftovers of interrupted captures."""
-    store = _store()
+    store = evidence_store()
     case = store.get_case(case_id)
     for key, value in case.to_dict().items():
-        _out.print(f"{key:>13}: {value}")
+        console.print(f"{key:>13}: {value}")
     items = store.list_items(case_id)
-    _out.print(f"{'items':>13}: {len(items)}")
+    console.print(f"{'items':>13}: {len(items)}")
     for item_id in items:
         summary = item_summary(store.item_dir(case_id, item_id))
-        _out.print(f"{'':>13}  {item_id}  {summary.line()}")
+        console.print(f"{'':>13}  {item_id}  {summary.line()}")
+    for name in store.stray_entries(case_id):
+        typer.echo(f"warning: stray entry in items/: {name} (not an item)", err=True)
     _report_leftovers(store, case_id)
 
 
 @case_app.command("close")
 def case_close(case_id: str) -> None:
     """Close a case: it keeps its evidence and accepts no new captures."""
-    signer = _signer()
-    case = actions.close_case(_store(), case_id, signer=signer)
-    _out.print(f"Closed case {case.case_id}.")
+    signer = operator_signer()
+    case = actions.close_case(evidence_store(), case_id, signer=signer)
+    console.print(f"Closed case {case.case_id}.")
 
 
 @case_app.command("clean")
 def case_clean(case_id: str) -> None:
     """Remove leftovers of interrupted captures (never a complete item), and log it."""
-    signer = _signer()
-    removed = actions.clean_case(_store(), case_id, signer=signer)
+    signer = operator_signer()
+    removed = actions.clean_case(evidence_store(), case_id, signer=signer)
     for leftover in removed:
-        _out.print(f"removed {leftover.kind} leftover {leftover.path}")
+        console.print(f"removed {leftover.kind} leftover {leftover.path}")
     if not removed:
-        _out.print("No leftovers.")
+        console.print("No leftovers.")
 
 
 def _report_leftovers(store: EvidenceStore, case_id: str) -> None:
@@ -251,30 +224,30 @@ def capture(
         viewport_height=height,
         settle_timeout=settle_timeout,
     )
-    store = _store()
+    store = evidence_store()
     store.get_case(case)  # a missing case is a usage error before anything else
-    signer = _signer()  # no key: stop before the browser starts
+    signer = operator_signer()  # no key: stop before the browser starts
     _report_leftovers(store, case)
     choice = find_browser(browser)
     report = capture_post(store, case, url, options, signer=signer, browser=choice)
     if as_json:
         typer.echo(json.dumps(report.as_json(), ensure_ascii=False))
         return
-    _out.print(f"Captured {report.final_url} → item {report.item_id} [{report.status}]")
-    _out.print(f"  title:      {report.title}")
-    _out.print(f"  item:       {report.item_dir}")
-    _out.print(f"  manifest:   {report.manifest} (signed: {report.signature.name})")
-    _out.print(f"  WARC:       {report.warc} ({report.resources} responses)")
+    console.print(f"Captured {report.final_url} → item {report.item_id} [{report.status}]")
+    console.print(f"  title:      {report.title}")
+    console.print(f"  item:       {report.item_dir}")
+    console.print(f"  manifest:   {report.manifest} (signed: {report.signature.name})")
+    console.print(f"  WARC:       {report.warc} ({report.resources} responses)")
     if report.screenshot:
-        _out.print(f"  screenshot: {report.screenshot}")
+        console.print(f"  screenshot: {report.screenshot}")
     if allow_private_network:
-        _out.print(
+        console.print(
             "  note: --allow-private-network was used (lab/test only); recorded in the manifest"
         )
     for reason in report.partial_reasons:
-        _out.print(f"  partial:    {reason}")
+        console.print(f"  partial:    {reason}")
     for directive in report.robots_directives:
-        _out.print(f"  robots:     the page says {directive} (recorded in the manifest)")
+        console.print(f"  robots:     the page says {directive} (recorded in the manifest)")
 
 
 # -- keys --------------------------------------------------------------------------
@@ -287,7 +260,7 @@ def keys_init(
     """Create the ECDSA P-384 signing key (encrypted with a passphrase)."""
     from osint_capture import keys
 
-    home = resolve_home(_State.home)
+    home = resolve_home(CliState.home)
     keys.check_key_location(home)  # before asking for a passphrase
     passphrase = keys.passphrase_from_env()
     if passphrase is None:
@@ -295,9 +268,9 @@ def keys_init(
             raise SigningKeyError("no passphrase given", hint="set OSINT_CAPTURE_PASSPHRASE")
         passphrase = typer.prompt("New passphrase", hide_input=True, confirmation_prompt=True)
     info = keys.init_key(operator, passphrase, evidence_home=home)
-    _out.print(f"Created signing key for {info.operator}")
-    _out.print(f"  fingerprint: {info.fingerprint}")
-    _out.print(f"  stored in:   {info.path}")
+    console.print(f"Created signing key for {info.operator}")
+    console.print(f"  fingerprint: {info.fingerprint}")
+    console.print(f"  stored in:   {info.path}")
 
 
 @keys_app.command("show")
@@ -306,10 +279,10 @@ def keys_show() -> None:
     from osint_capture import keys
 
     info = keys.key_info()
-    _out.print(f"operator:    {info.operator}")
-    _out.print(f"fingerprint: {info.fingerprint}")
-    _out.print(f"created:     {info.created}")
-    _out.print(f"key file:    {info.path}")
+    console.print(f"operator:    {info.operator}")
+    console.print(f"fingerprint: {info.fingerprint}")
+    console.print(f"created:     {info.created}")
+    console.print(f"key file:    {info.path}")
 
 
 @keys_app.command("export")
@@ -320,154 +293,13 @@ def keys_export(
     from osint_capture import keys
 
     path = keys.export_public_key(out)
-    _out.print(f"Public key written to {path}")
+    console.print(f"Public key written to {path}")
 
 
 # -- custody -----------------------------------------------------------------------
 
 
-@custody_app.command("show")
-def custody_show(item_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Print an item's custody timeline."""
-    _, events = actions.item_events(_store(), item_id)
-    if as_json:
-        typer.echo(json.dumps(events, ensure_ascii=False))
-        return
-    table = Table("seq", "time (UTC)", "actor", "action", "details")
-    for event in events:
-        table.add_row(
-            str(event["seq"]),
-            event["time"],
-            event["actor"],
-            event["action"],
-            json.dumps(event.get("details", {}), ensure_ascii=False),
-        )
-    _out.print(table)
-
-
-def _print_logged(logged: actions.LoggedEvent) -> None:
-    entry = logged.entry
-    _out.print(
-        f"Logged {entry['action']} #{entry['seq']} for item {logged.item_id} "
-        f"in case {logged.case_id}."
-    )
-
-
-@custody_app.command("transfer")
-def custody_transfer(
-    item_id: str,
-    to: Annotated[str, typer.Option("--to", help="Who receives the item.")],
-    reason: Annotated[str, typer.Option("--reason", help="Why it changes hands.")],
-) -> None:
-    """Record that an item passed to someone else."""
-    signer = _signer()
-    _print_logged(actions.transfer_item(_store(), item_id, to=to, reason=reason, signer=signer))
-
-
-@custody_app.command("note")
-def custody_note(
-    item_id: str, text: Annotated[str, typer.Option("--text", help="The note.")]
-) -> None:
-    """Add a note to an item's custody log."""
-    signer = _signer()
-    _print_logged(actions.note_item(_store(), item_id, text=text, signer=signer))
-
-
-@custody_app.command("repair")
-def custody_repair(
-    case_id: str,
-    trust: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--trust",
-            help="Also log items whose manifest this key signed (fingerprint; repeatable).",
-        ),
-    ] = None,
-) -> None:
-    """Repair a case's custody log after a crash.
-
-    Cuts a torn last line off (recording what it removed) and logs the capture of any
-    item an interruption left without its 'captured' entry, if it verifies and its
-    manifest is signed by a key that opened the case or logged a capture in it (or one
-    given with --trust). It names and refuses any other.
-    """
-    from chain_of_custody.signing import normalize_fingerprint
-
-    trusted = []
-    for text in trust or ():
-        try:
-            trusted.append(normalize_fingerprint(text))
-        except ValueError as exc:
-            raise UsageError(f"--trust: {exc}") from None
-    signer = _signer()
-    outcome = actions.repair_case(_store(), case_id, signer=signer, trusted=trusted)
-    entry = outcome.log_entry
-    if entry is not None:
-        _out.print(
-            f"Repaired: removed {entry['details']['removed_size']} bytes; "
-            f"logged as entry #{entry['seq']}."
-        )
-    for item_id in outcome.recovered:
-        _out.print(f"Logged the capture of item {item_id}, which an interruption left unlogged.")
-    if outcome.refused:
-        raise outcome.refusal_error()
-    if entry is None and not outcome.recovered:
-        _out.print("The custody log needed no repair.")
-
-
-@custody_app.command("log")
-def custody_log(case_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Print a whole case's custody log."""
-    events = actions.case_events(_store(), case_id)
-    if as_json:
-        typer.echo(json.dumps(events, ensure_ascii=False))
-        return
-    for event in events:
-        _out.print(
-            f"#{event['seq']} {event['time']} {event['actor']}: {event['action']} "
-            f"{event.get('item_id') or ''}"
-        )
-
-
 # -- verify ------------------------------------------------------------------------
-
-
-@app.command()
-def verify(
-    item_id: Annotated[str, typer.Argument(help="The item to check (its ID).")],
-    trust: Annotated[
-        list[str] | None,
-        typer.Option("--trust", help="Accept only this signer fingerprint (repeatable)."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
-    """Check an item against its signed manifest and the custody log, and log the check.
-
-    The same checks run without this tool: `python -m chain_of_custody verify ITEM_DIR`.
-    """
-    signer = _signer()  # the examination is itself a custody event
-    exam = actions.verify_and_log(_store(), item_id, trusted=trust or None, signer=signer)
-    report = exam.report
-    summary = item_summary(exam.item_dir)
-    if as_json:
-        out = report.to_dict()
-        out["allow_private_network"] = summary.allow_private_network
-        typer.echo(json.dumps(out, ensure_ascii=False))
-    else:
-        for step in report.steps:
-            _out.print(
-                f"  {'ok  ' if step.ok else 'FAIL'} {step.number}. {step.name}: {step.detail}"
-            )
-        _out.print(f"item {item_id}: {summary.line()}")
-    if not report.ok:
-        failed = report.first_failure
-        raise IntegrityError(
-            f"item {item_id} failed verification"
-            + (f" at step {failed.number} ({failed.name})" if failed else ""),
-            hint="preserve the item as it is; the failed check is logged in the custody log",
-        )
-    if not as_json:
-        _out.print("VERIFIED: the item is exactly what was captured and signed.")
 
 
 # -- doctor and demo -----------------------------------------------------------------
@@ -480,7 +312,7 @@ def doctor(
     """Report the browser found, its version, and anything missing."""
     from osint_capture.doctor import run_doctor
 
-    problems = run_doctor(browser, _out)
+    problems = run_doctor(browser, console)
     if problems:
         raise typer.Exit(EXIT_USAGE)
 
@@ -490,7 +322,7 @@ def demo() -> None:
     """Start the bundled sample post site on 127.0.0.1 and capture its post into a demo case."""
     from osint_capture.demo.run import run_demo
 
-    run_demo(_State.home, _out)
+    run_demo(CliState.home, console)
 
 
 def _fail(message: str, code: int) -> NoReturn:

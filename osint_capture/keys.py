@@ -44,7 +44,7 @@ import platformdirs
 
 from chain_of_custody.canonical import canonical_json
 from chain_of_custody.durable import atomic_create_bytes, atomic_write_bytes
-from chain_of_custody.errors import SigningKeyError, UsageError
+from chain_of_custody.errors import NoSigningKey, SigningKeyError, UsageError
 from chain_of_custody.signing import (
     ALGORITHM,
     Signer,
@@ -251,7 +251,7 @@ def load_signer(passphrase: str | None, *, evidence_home: Path) -> Signer:
     if passphrase is None:
         passphrase = passphrase_from_env()
     if not passphrase:
-        raise SigningKeyError(
+        raise NoSigningKey(
             "no passphrase for the signing key",
             hint=f"set {PASSPHRASE_ENV} or enter it when asked",
         )
@@ -299,7 +299,7 @@ def _load_key() -> tuple[KeyInfo, bytes]:
         check_key_folder(directory)
         pem = read_key_file(key_path, private=True)
     except FileNotFoundError:
-        raise SigningKeyError(f"no signing key in {directory}", hint=_INIT_HINT) from None
+        raise NoSigningKey(f"no signing key in {directory}", hint=_INIT_HINT) from None
     try:
         data = read_key_file(info_path, private=False)
     except FileNotFoundError:

@@ -194,7 +194,8 @@ def test_verify_command_logs_the_examination_and_catches_tampering(
     assert bad.returncode == 1
     report = json.loads(bad.stdout)
     assert report["ok"] is False
-    assert [s["number"] for s in report["steps"] if not s["ok"]] == [4]
+    assert report["kind"] == "item" and report["target"] == data["item_dir"]
+    assert [c["step"] for c in report["checks"] if not c["ok"]] == [4]
     assert len(bad.stderr.strip().splitlines()) == 1
     events = json.loads(cli.ok("custody", "show", item_id, "--json").stdout)
     verified = [e for e in events if e["action"] == "verified"]

@@ -673,9 +673,12 @@ def test_cli_verifies_a_case_as_json(valid_capture: Capture, signer: Signer) -> 
     result = _cli("verify", str(valid_capture.case_dir), "--trust", signer.fingerprint, "--json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
-    assert document["ok"] is True
-    assert document["items"][0]["item_id"] == ITEM
-    assert len(document["items"][0]["steps"]) == 7
+    assert document["ok"] is True and document["kind"] == "case"
+    assert document["target"] == str(valid_capture.case_dir)
+    item_checks = [c for c in document["checks"] if c["target"].endswith(f"items/{ITEM}")]
+    assert [c["step"] for c in item_checks] == [1, 2, 3, 4, 5, 6, 7]
+    assert [c["step"] for c in document["checks"][:2]] == [8, 9]
+    assert set(document["checks"][0]) == {"step", "check", "target", "ok", "detail"}
 
 
 def test_cli_reports_integrity_failure_with_exit_1(valid_capture: Capture) -> None:

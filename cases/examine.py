@@ -1,0 +1,163 @@
+"""Verify whatever an examiner names: an item or case of the evidence home by ID, a
+folder, or a bundle — and log the examination where the evidence lives in the home.
+
+An item or case of the home is examined against its own custody log and, when a signing
+key is at hand, the examination is logged as a ``verified`` entry (FORMAT.md §10);
+anything else — a folder copied out of the home, a bundle — is verified read-only, as
+``python -m chain_of_custody verify`` would, and never written to.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from chain_of_custody.errors import IntegrityError, UsageError
+from chain_of_custody.hashing import sha256_bytes
+from chain_of_custody.item import ITEMS_DIR_NAME, MANIFEST_NAME
+from chain_of_custody.report import (
+    Examined,
+    Verdict,
+    case_verdict,
+    examine_path,
+    item_verdict,
+)
+from chain_of_custody.signing import Signer
+from chain_of_custody.verify import ItemReport, is_case_dir, is_item_dir, verify_case, verify_item
+
+from .case import is_case_id, is_item_id
+from .custody import CUSTODY_FILE, append_event
+from .store import CASE_FILE, EvidenceStore
+
+__all__ = ["Target", "TargetExamination", "resolve_target", "verify_target"]
+
+TargetKind = Literal["item", "case", "bundle"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a name given to ``verify`` means: its kind, its path, and its case in the
+    home (None for a folder outside the home, or a bundle)."""
+
+    kind: TargetKind
+    path: Path
+    case_id: str | None = None
+    item_id: str | None = None
+
+    @property
+    def in_home(self) -> bool:
+        return self.case_id is not None
+
+
+@dataclass(frozen=True)
+class TargetExamination:
+    """A verification's checks, what it was, and the ``verified`` entry if one was logged."""
+
+    target: Target
+    verdict: Verdict
+    examined: Examined
+    entry: dict[str, Any] | None
+
+
+def resolve_target(store: EvidenceStore, name: str) -> Target:
+    """An item ID or case ID of the home, else a path (item folder, case folder, bundle).
+
+    Raises UsageError when the name is none of them.
+    """
+    if is_item_id(name) and not os.path.exists(name):
+        case_id, item_dir = store.find_item(name)
+        return Target("item", item_dir, case_id, name)
+    if is_case_id(name) and (store.home / name / CASE_FILE).is_file() and not os.path.exists(name):
+        return Target("case", store.case_dir(name), name)
+    path = Path(name)
+    if path.is_file() or path.suffix.lower() == ".zip":
+        return Target("bundle", path)
+    if is_item_dir(path):
+        home_case = _home_case_of(store, path, depth=2)
+        return Target("item", path, home_case, path.name if home_case else None)
+    if is_case_dir(path):
+        return Target("case", path, _home_case_of(store, path, depth=0))
+    if not path.exists():
+        raise UsageError(
+            f"no item, case, folder or bundle named {name!r} (evidence home {store.home})",
+            hint="give an item ID, a case ID, an item or case folder, or a bundle .zip",
+        )
+    raise UsageError(
+        f"{path} is neither an item folder (with manifest.json), a case folder (with items/ "
+        "or custody.jsonl) nor a bundle (.zip)"
+    )
+
+
+def _home_case_of(store: EvidenceStore, path: Path, *, depth: int) -> str | None:
+    """The case of the home that ``path`` is (depth 0) or is an item of (depth 2), if any."""
+    real = Path(os.path.realpath(path))
+    home = Path(os.path.realpath(store.home))
+    case_dir = real.parents[depth - 1] if depth else real
+    if depth and real.parent.name != ITEMS_DIR_NAME:
+        return None
+    if case_dir.parent != home or not (case_dir / CASE_FILE).is_file():
+        return None
+    return case_dir.name if is_case_id(case_dir.name) else None
+
+
+def verify_target(
+    store: EvidenceStore,
+    name: str,
+    *,
+    trusted: Collection[str] | None,
+    signer: Signer | None,
+) -> TargetExamination:
+    """Verify what ``name`` names; log a ``verified`` entry when it lives in the home and
+    ``signer`` is given. The checks decide the outcome, logged or not."""
+    target = resolve_target(store, name)
+    if not target.in_home:
+        examined = examine_path(target.path, trusted)
+        return TargetExamination(target, examined.verdict, examined, None)
+    assert target.case_id is not None
+    log = store.case_dir(target.case_id) / CUSTODY_FILE
+    if not log.is_file():
+        raise IntegrityError(f"case {target.case_id} has no custody log ({log} is missing)")
+    if target.kind == "item":
+        item = verify_item(target.path, trusted_fingerprints=trusted or None, custody_log=log)
+        examined = Examined("item", item, item_verdict(item, str(target.path)))
+        details = _item_details(item, target.path)
+    else:
+        case = verify_case(target.path, trusted_fingerprints=trusted or None)
+        examined = Examined("case", case, case_verdict(case, str(target.path)))
+        details = _case_details(examined.verdict, case.items)
+    entry = None
+    if signer is not None:
+        entry = append_event(
+            store.case_dir(target.case_id),
+            case_id=target.case_id,
+            actor=signer.operator,
+            action="verified",
+            item_id=target.item_id,
+            details=details,
+            signer=signer,
+        )
+    return TargetExamination(target, examined.verdict, examined, entry)
+
+
+def _item_details(report: ItemReport, item_dir: Path) -> dict[str, Any]:
+    details: dict[str, Any] = {
+        "ok": report.ok,
+        "failed_steps": [step.number for step in report.steps if not step.ok],
+    }
+    manifest = item_dir / MANIFEST_NAME
+    if manifest.is_file():
+        details["manifest_sha256"] = sha256_bytes(manifest.read_bytes())
+    return details
+
+
+def _case_details(verdict: Verdict, items: Collection[ItemReport]) -> dict[str, Any]:
+    return {
+        "ok": verdict.ok,
+        "scope": "case",
+        "items": sorted(item.item_id for item in items),
+        "failed_items": sorted(item.item_id for item in items if not item.ok),
+        "failed_steps": sorted({c.step for c in verdict.checks if not c.ok}),
+    }
