@@ -34,6 +34,7 @@ lint: $(STAMP)
 
 bench: install
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/verify_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

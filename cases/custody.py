@@ -38,6 +38,7 @@ from chain_of_custody.custody import (
 from chain_of_custody.durable import (
     append_durable,
     atomic_write_bytes,
+    ensure_space,
     fsync_dir,
     truncate_durable,
 )
@@ -161,8 +162,22 @@ def _flock_shared_wait(fd: int, lock_path: Path, case_id: str) -> None:
 
 def _open_log(case_dir: Path) -> int:
     path = case_dir / CUSTODY_FILE
-    existed = path.exists()
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    existed = os.path.lexists(path)
+    try:
+        # Never written through a link: every reader refuses one, so no writer follows it.
+        fd = os.open(
+            path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644
+        )
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK):
+            raise CustodyLogDamaged(
+                f"the custody log {path} is a symbolic link; it is never written through one",
+                hint="preserve the case folder as it is and have it examined",
+            ) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise CustodyLogDamaged(f"the custody log {path} is not a regular file")
     if not existed:
         # A log nobody can find after a power cut is as bad as no log.
         fsync_dir(case_dir)
@@ -352,6 +367,19 @@ def append_event(
             os.close(fd)
 
 
+def _require_space(fd: int, size: int, case_dir: Path) -> None:
+    try:
+        ensure_space(fd, size)
+    except OSError as exc:
+        exc.filename = exc.filename or str(case_dir / CUSTODY_FILE)
+        raise storage_error(
+            exc,
+            "repairing the custody log",
+            place="the evidence home",
+            unchanged="the custody log is unchanged",
+        ) from None
+
+
 def _append(fd: int, line: bytes, case_dir: Path) -> None:
     try:
         append_durable(fd, line)
@@ -419,6 +447,9 @@ def repair_log(
                 details=details,
                 signer=signer,
             )
+            # Room for the entry first: cutting the tail and then failing to record the
+            # cut would lose what was removed.
+            _require_space(fd, len(line), case_dir)
             truncate_durable(fd, keep_end)
             _append(fd, line, case_dir)
             entry = parse_line(line)

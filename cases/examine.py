@@ -9,6 +9,7 @@ anything else — a folder copied out of the home, a bundle — is verified read
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -26,7 +27,14 @@ from chain_of_custody.report import (
     item_verdict,
 )
 from chain_of_custody.signing import Signer
-from chain_of_custody.verify import ItemReport, is_case_dir, is_item_dir, verify_case, verify_item
+from chain_of_custody.verify import (
+    ItemReport,
+    is_case_dir,
+    is_item_dir,
+    read_regular_file,
+    verify_case,
+    verify_item,
+)
 
 from .case import is_case_id, is_item_id
 from .custody import CUSTODY_FILE, append_event
@@ -147,9 +155,9 @@ def _item_details(report: ItemReport, item_dir: Path) -> dict[str, Any]:
         "ok": report.ok,
         "failed_steps": [step.number for step in report.steps if not step.ok],
     }
-    manifest = item_dir / MANIFEST_NAME
-    if manifest.is_file():
-        details["manifest_sha256"] = sha256_bytes(manifest.read_bytes())
+    # The manifest as verification read it: a regular file, never through a link.
+    with contextlib.suppress(OSError):
+        details["manifest_sha256"] = sha256_bytes(read_regular_file(item_dir / MANIFEST_NAME))
     return details
 
 

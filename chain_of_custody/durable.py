@@ -37,6 +37,7 @@ __all__ = [
     "atomic_create_bytes",
     "atomic_write_bytes",
     "atomic_write_text",
+    "ensure_space",
     "fsync_dir",
     "fsync_file",
     "fsync_tree",
@@ -107,9 +108,7 @@ def append_durable(fd: int, data: bytes) -> None:
     append never leaves part of a line behind.
     """
     before = os.fstat(fd).st_size
-    fs = os.fstatvfs(fd)
-    if fs.f_bavail * fs.f_frsize < len(data) + _APPEND_MARGIN:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    ensure_space(fd, len(data))
     try:
         view = memoryview(data)
         while view:
@@ -120,6 +119,14 @@ def append_durable(fd: int, data: bytes) -> None:
         os.ftruncate(fd, before)
         os.fsync(fd)
         raise
+
+
+def ensure_space(fd: int, size: int) -> None:
+    """Raise ENOSPC unless the file system of ``fd`` has room for ``size`` more bytes
+    (and a margin for what is written next)."""
+    fs = os.fstatvfs(fd)
+    if fs.f_bavail * fs.f_frsize < size + _APPEND_MARGIN:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 def truncate_durable(fd: int, size: int) -> None:

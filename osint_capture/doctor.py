@@ -30,12 +30,10 @@ from chain_of_custody.errors import OsintCaptureError
 from osint_capture.engine.browser import (
     BROWSER_ENV,
     BrowserChoice,
-    browser_environment,
     browser_home,
-    chromium_args,
     driver_temp_dir,
     find_browser,
-    sandbox_available,
+    launch_options,
 )
 
 __all__ = ["LAUNCH_TIMEOUT", "LAUNCH_TIMEOUT_ENV", "VERSION_TIMEOUT", "run_doctor"]
@@ -164,14 +162,7 @@ def _launch(choice: BrowserChoice, bound: float) -> str:
         with browser_home() as home, driver_temp_dir(home), sync_playwright() as p:
             driver.update(_children() - before)
             try:
-                browser = p.chromium.launch(
-                    executable_path=str(choice.executable) if choice.executable else None,
-                    args=chromium_args(),
-                    env=dict[str, str | float | bool](browser_environment(home)),
-                    chromium_sandbox=sandbox_available(),
-                    headless=True,
-                    timeout=left_ms(),
-                )
+                browser = p.chromium.launch(**launch_options(choice, home), timeout=left_ms())
                 try:
                     page = browser.new_page()
                     page.set_default_timeout(left_ms())

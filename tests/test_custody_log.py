@@ -391,3 +391,25 @@ def test_invalid_head_signed_by_an_outside_key_is_detected(case_dir: Path, signe
     assert check_head(CASE, cut, forged) == [], "on its own the forged head is consistent"
     problems = check_head(CASE, cut, forged, {signer.fingerprint})
     assert any("signed no entry" in p for p in problems)
+
+
+def test_the_log_is_never_written_through_a_symbolic_link(tmp_path: Path) -> None:
+    from cases.custody import append_event as append
+
+    case_dir = tmp_path / "CASE-LINK"
+    case_dir.mkdir()
+    elsewhere = tmp_path / "elsewhere.jsonl"
+    elsewhere.write_bytes(b"not the log\n")
+    (case_dir / "custody.jsonl").symlink_to(elsewhere)
+    signer = Signer(operator="Det. Test", private_key=generate_private_key())
+    with pytest.raises(CustodyLogDamaged, match="symbolic link"):
+        append(
+            case_dir,
+            case_id="CASE-LINK",
+            actor=signer.operator,
+            action="note",
+            item_id=None,
+            details={"text": "x"},
+            signer=signer,
+        )
+    assert elsewhere.read_bytes() == b"not the log\n"

@@ -1116,3 +1116,49 @@ def test_a_page_script_of_type_other_still_counts(tmp_path: Path) -> None:
         assert recorder.inflight == 1
 
     run(scenario)
+
+
+def test_headers_the_paused_response_hides_are_added_from_what_the_network_received(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path)
+        cdp.emit("Network.requestWillBeSent", will_be_sent(IMAGE))
+        await pause(cdp, paused_response(IMAGE, headers=(("Content-Type", "image/jpeg"),)))
+        # Chromium keeps Set-Cookie out of the paused response; the raw headers have it.
+        raw = {"Content-Type": "image/jpeg", "Set-Cookie": "a=1; Path=/\nb=2; Path=/"}
+        cdp.emit(
+            "Network.responseReceivedExtraInfo",
+            {"requestId": NETWORK_ID, "statusCode": 200, "headers": raw},
+        )
+        # A hop whose status disagrees is not taken for this one.
+        cdp.emit(
+            "Network.responseReceivedExtraInfo",
+            {"requestId": "other", "statusCode": 404, "headers": {"X-Other": "1"}},
+        )
+        await recorder.stop()
+        recorder.apply_sent_headers()
+        (exchange,) = recorder.exchanges
+        assert exchange.response_headers == [
+            ("Content-Type", "image/jpeg"),
+            ("Set-Cookie", "a=1; Path=/"),
+            ("Set-Cookie", "b=2; Path=/"),
+        ]
+
+    run(scenario)
+
+
+def test_received_headers_of_another_status_are_not_applied(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path)
+        cdp.emit("Network.requestWillBeSent", will_be_sent(IMAGE))
+        await pause(cdp, paused_response(IMAGE))
+        cdp.emit(
+            "Network.responseReceivedExtraInfo",
+            {"requestId": NETWORK_ID, "statusCode": 304, "headers": {"Set-Cookie": "x=1"}},
+        )
+        await recorder.stop()
+        recorder.apply_sent_headers()
+        assert recorder.exchanges[0].response_headers == [("Content-Type", "image/jpeg")]
+
+    run(scenario)

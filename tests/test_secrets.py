@@ -9,6 +9,7 @@ Reads the real environment (/proc/<pid>/environ) of every descendant of a runnin
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,8 +20,6 @@ import pytest
 
 from osint_capture.demo.sample_site import SampleSite
 from tests.conftest import Cli
-
-pytestmark = pytest.mark.browser
 
 
 def _children() -> dict[int, list[int]]:
@@ -54,6 +53,7 @@ def _read(pid: int, name: str) -> bytes | None:
         return None
 
 
+@pytest.mark.browser
 def test_no_descendant_of_a_capture_holds_a_secret(
     cli: Cli, site: SampleSite, tmp_path: Path
 ) -> None:
@@ -126,3 +126,29 @@ def test_no_descendant_of_a_capture_holds_a_secret(
     assert not home.exists() and not Path(profile).exists()
     profiles_after = set(Path(tempfile.gettempdir()).glob("playwright_chromiumdev_profile-*"))
     assert profiles_after <= profiles_before, "no profile was left in the system's temp folder"
+
+
+def test_private_homes_of_dead_captures_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
+    from osint_capture.engine.browser import browser_home
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(done.stdout)  # that process has exited
+    base = Path(tempfile.gettempdir())
+    stale = base / f"osint-capture-browser-{dead_pid}-stale"
+    live = base / f"osint-capture-browser-{os.getppid()}-live"
+    for folder in (stale, live):
+        (folder / "tmp").mkdir(parents=True, exist_ok=True)
+    try:
+        with browser_home() as home:
+            assert home.name.startswith(f"osint-capture-browser-{os.getpid()}-")
+            assert not stale.exists(), "a killed capture's home is removed"
+            assert live.exists(), "a running process's home is left alone"
+        assert not home.exists()
+    finally:
+        shutil.rmtree(stale, ignore_errors=True)
+        shutil.rmtree(live, ignore_errors=True)

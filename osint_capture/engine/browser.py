@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from chain_of_custody.errors import UsageError
 
@@ -38,6 +39,7 @@ __all__ = [
     "chromium_args",
     "driver_temp_dir",
     "find_browser",
+    "launch_options",
     "os_description",
     "sandbox_available",
 ]
@@ -227,6 +229,24 @@ def browser_environment(home: Path) -> dict[str, str]:
     return env
 
 
+_HOME_PREFIX = "osint-capture-browser-"
+
+
+def _remove_stale_homes() -> None:
+    """Remove the private homes of capture processes that died without cleaning up (a
+    SIGKILL, a power cut): each names the process that made it."""
+    for old in Path(tempfile.gettempdir()).glob(f"{_HOME_PREFIX}*-*"):
+        pid = old.name[len(_HOME_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(old, ignore_errors=True)
+        except PermissionError:
+            continue  # alive, someone else's
+
+
 @contextlib.contextmanager
 def browser_home() -> Iterator[Path]:
     """A private folder for everything the browser writes: its HOME, config, cache,
@@ -235,7 +255,8 @@ def browser_home() -> Iterator[Path]:
     The user's trusted certificate authorities (``~/.pki/nssdb``, where an agency
     installs its own) are copied in, so HTTPS trust is as the user set it up.
     """
-    home = Path(tempfile.mkdtemp(prefix="osint-capture-browser-"))
+    _remove_stale_homes()
+    home = Path(tempfile.mkdtemp(prefix=f"{_HOME_PREFIX}{os.getpid()}-"))
     try:
         (home / "tmp").mkdir()
         nssdb = Path(os.path.expanduser("~")) / ".pki" / "nssdb"
@@ -259,6 +280,20 @@ def driver_temp_dir(home: Path) -> Iterator[None]:
             os.environ.pop("TMPDIR", None)
         else:
             os.environ["TMPDIR"] = previous
+
+
+def launch_options(choice: BrowserChoice, home: Path) -> dict[str, Any]:
+    """What every launch of the capture browser passes Playwright (captures and doctor)."""
+    return {
+        # None: Playwright launches its own bundled Chromium.
+        "executable_path": str(choice.executable) if choice.executable else None,
+        # Were a crash dump written despite the flags, it stays in the private home.
+        "args": [*chromium_args(), f"--crash-dumps-dir={home / 'crash'}"],
+        "env": browser_environment(home),
+        # Playwright adds --no-sandbox unless told the sandbox is wanted.
+        "chromium_sandbox": sandbox_available(),
+        "headless": True,
+    }
 
 
 def sandbox_available() -> bool:

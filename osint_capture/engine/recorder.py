@@ -82,6 +82,8 @@ class Recorder:
         self._browser_initiated: set[str] = set()
         # Headers actually sent, per network id, one entry per redirect hop in order.
         self._sent_headers: dict[str, list[dict[str, str]]] = {}
+        # Headers as received, per network id and hop: (HTTP status, headers).
+        self._received_headers: dict[str, list[tuple[int, dict[str, str]]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.errors: list[str] = []
@@ -94,6 +96,7 @@ class Recorder:
         cdp.on("Fetch.requestPaused", self._on_paused)
         cdp.on("Network.requestWillBeSent", self._on_request_will_be_sent)
         cdp.on("Network.requestWillBeSentExtraInfo", self._on_request_extra_info)
+        cdp.on("Network.responseReceivedExtraInfo", self._on_response_extra_info)
         cdp.on("Network.responseReceived", self._on_response_received)
         cdp.on("Network.dataReceived", self._on_data)
         cdp.on("Network.loadingFinished", self._on_finished)
@@ -190,17 +193,31 @@ class Recorder:
                 {str(k): str(v) for k, v in headers.items()}
             )
 
-    def apply_sent_headers(self) -> None:
-        """Give each exchange the headers the network stack really sent, where known.
+    def _on_response_extra_info(self, params: dict[str, Any]) -> None:
+        headers = params.get("headers")
+        if isinstance(headers, dict):
+            status = params.get("statusCode")
+            self._received_headers.setdefault(params["requestId"], []).append(
+                (
+                    int(status) if isinstance(status, int) else 0,
+                    {str(k): str(v) for k, v in headers.items()},
+                )
+            )
 
-        Chromium reports them in a separate event, one per redirect hop, possibly after
+    def apply_sent_headers(self) -> None:
+        """Give each exchange the headers the network stack really sent and received.
+
+        Chromium reports them in separate events, one per redirect hop, possibly after
         the response; so they are matched at the end, hop by hop. HTTP/2 pseudo-headers
-        become the ``Host`` of the WARC request record.
+        become the ``Host`` of the WARC request record. Response headers the paused
+        response did not show (Chromium keeps ``Set-Cookie`` from it) are added from
+        what the network stack received, where the hop's status agrees.
         """
         hops: dict[str, int] = {}
         for exchange in self.exchanges:
             index = hops.get(exchange.network_id, 0)
             hops[exchange.network_id] = index + 1
+            self._add_received_headers(exchange, index)
             sent = self._sent_headers.get(exchange.network_id, [])
             if index >= len(sent):
                 continue
@@ -210,6 +227,17 @@ class Recorder:
                 headers = {"Host": authority, **headers}
             exchange.request_headers = headers
             exchange.request_headers_source = "network"
+
+    def _add_received_headers(self, exchange: Exchange, hop: int) -> None:
+        received = self._received_headers.get(exchange.network_id, [])
+        if hop >= len(received) or received[hop][0] != exchange.status:
+            return
+        shown = {name.lower() for name, _ in exchange.response_headers}
+        for name, value in received[hop][1].items():
+            if name.lower() in shown:
+                continue
+            # Repeated headers (several Set-Cookie) arrive joined by newlines.
+            exchange.response_headers.extend((name, part) for part in value.split("\n"))
 
     def _apply_response_info(self, exchange: Exchange, response: dict[str, Any]) -> None:
         exchange.protocol = response.get("protocol") or exchange.protocol

@@ -36,11 +36,9 @@ from chain_of_custody.errors import CaptureFailed
 from chain_of_custody.timeutil import utc_now
 from osint_capture.engine.browser import (
     BrowserChoice,
-    browser_environment,
     browser_home,
-    chromium_args,
     driver_temp_dir,
-    sandbox_available,
+    launch_options,
 )
 from osint_capture.engine.model import (
     BrowserContextRecord,
@@ -155,18 +153,7 @@ class CaptureSession:
                 raise RuntimeError("CaptureSession used outside `async with`")
             try:
                 self._browser = await self._playwright.chromium.launch(
-                    executable_path=(
-                        str(self.browser_choice.executable)
-                        if self.browser_choice.executable
-                        else None
-                    ),
-                    # Were a crash dump written despite the flags, it stays in the private
-                    # home, which goes with the session.
-                    args=[*chromium_args(), f"--crash-dumps-dir={self._home / 'crash'}"],
-                    env=dict[str, str | float | bool](browser_environment(self._home)),
-                    # Playwright adds --no-sandbox unless told the sandbox is wanted.
-                    chromium_sandbox=sandbox_available(),
-                    headless=True,
+                    **launch_options(self.browser_choice, self._home),
                     timeout=ms(min(_LAUNCH_TIMEOUT, clock.left())),
                 )
             except PlaywrightError as exc:
@@ -177,11 +164,6 @@ class CaptureSession:
             self.launches += 1
             self._captures = 0
             return self._browser
-
-
-def _executable(choice: BrowserChoice) -> str | None:
-    # None: Playwright launches its own bundled Chromium.
-    return str(choice.executable) if choice.executable else None
 
 
 async def _capture_in(
