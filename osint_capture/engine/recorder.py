@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from chain_of_custody.timeutil import format_utc, utc_now
 from osint_capture.engine.exchange import BlockedRequest, BodySink, Exchange
+from osint_capture.engine.headers import NetworkHeaders
 from osint_capture.lawful.rules import RequestGate, redact_url
 
 __all__ = [
@@ -80,10 +81,7 @@ class Recorder:
         self._last_activity = time.monotonic()
         self._request_info: dict[str, dict[str, Any]] = {}
         self._browser_initiated: set[str] = set()
-        # Headers actually sent, per network id, one entry per redirect hop in order.
-        self._sent_headers: dict[str, list[dict[str, str]]] = {}
-        # Headers as received, per network id and hop: (HTTP status, headers).
-        self._received_headers: dict[str, list[tuple[int, dict[str, str]]]] = {}
+        self._headers = NetworkHeaders()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.errors: list[str] = []
@@ -95,8 +93,8 @@ class Recorder:
         cdp = self._cdp
         cdp.on("Fetch.requestPaused", self._on_paused)
         cdp.on("Network.requestWillBeSent", self._on_request_will_be_sent)
-        cdp.on("Network.requestWillBeSentExtraInfo", self._on_request_extra_info)
-        cdp.on("Network.responseReceivedExtraInfo", self._on_response_extra_info)
+        cdp.on("Network.requestWillBeSentExtraInfo", self._headers.on_request_extra_info)
+        cdp.on("Network.responseReceivedExtraInfo", self._headers.on_response_extra_info)
         cdp.on("Network.responseReceived", self._on_response_received)
         cdp.on("Network.dataReceived", self._on_data)
         cdp.on("Network.loadingFinished", self._on_finished)
@@ -186,58 +184,10 @@ class Recorder:
             self._inflight.add(network_id)
         self._touch()
 
-    def _on_request_extra_info(self, params: dict[str, Any]) -> None:
-        headers = params.get("headers")
-        if isinstance(headers, dict):
-            self._sent_headers.setdefault(params["requestId"], []).append(
-                {str(k): str(v) for k, v in headers.items()}
-            )
-
-    def _on_response_extra_info(self, params: dict[str, Any]) -> None:
-        headers = params.get("headers")
-        if isinstance(headers, dict):
-            status = params.get("statusCode")
-            self._received_headers.setdefault(params["requestId"], []).append(
-                (
-                    int(status) if isinstance(status, int) else 0,
-                    {str(k): str(v) for k, v in headers.items()},
-                )
-            )
-
     def apply_sent_headers(self) -> None:
-        """Give each exchange the headers the network stack really sent and received.
-
-        Chromium reports them in separate events, one per redirect hop, possibly after
-        the response; so they are matched at the end, hop by hop. HTTP/2 pseudo-headers
-        become the ``Host`` of the WARC request record. Response headers the paused
-        response did not show (Chromium keeps ``Set-Cookie`` from it) are added from
-        what the network stack received, where the hop's status agrees.
-        """
-        hops: dict[str, int] = {}
-        for exchange in self.exchanges:
-            index = hops.get(exchange.network_id, 0)
-            hops[exchange.network_id] = index + 1
-            self._add_received_headers(exchange, index)
-            sent = self._sent_headers.get(exchange.network_id, [])
-            if index >= len(sent):
-                continue
-            headers = {k: v for k, v in sent[index].items() if not k.startswith(":")}
-            authority = sent[index].get(":authority")
-            if authority and not any(k.lower() == "host" for k in headers):
-                headers = {"Host": authority, **headers}
-            exchange.request_headers = headers
-            exchange.request_headers_source = "network"
-
-    def _add_received_headers(self, exchange: Exchange, hop: int) -> None:
-        received = self._received_headers.get(exchange.network_id, [])
-        if hop >= len(received) or received[hop][0] != exchange.status:
-            return
-        shown = {name.lower() for name, _ in exchange.response_headers}
-        for name, value in received[hop][1].items():
-            if name.lower() in shown:
-                continue
-            # Repeated headers (several Set-Cookie) arrive joined by newlines.
-            exchange.response_headers.extend((name, part) for part in value.split("\n"))
+        """Give each exchange the headers the network stack really sent and received
+        (:class:`~osint_capture.engine.headers.NetworkHeaders`)."""
+        self._headers.apply(self.exchanges)
 
     def _apply_response_info(self, exchange: Exchange, response: dict[str, Any]) -> None:
         exchange.protocol = response.get("protocol") or exchange.protocol
