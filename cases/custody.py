@@ -367,30 +367,21 @@ def append_event(
             os.close(fd)
 
 
-def _require_space(fd: int, size: int, case_dir: Path) -> None:
+@contextmanager
+def _storage_errors(case_dir: Path, doing: str) -> Iterator[None]:
+    """An OSError from the log's disk as one line saying the log is as it was."""
     try:
-        ensure_space(fd, size)
+        yield
     except OSError as exc:
         exc.filename = exc.filename or str(case_dir / CUSTODY_FILE)
         raise storage_error(
-            exc,
-            "repairing the custody log",
-            place="the evidence home",
-            unchanged="the custody log is unchanged",
+            exc, doing, place="the evidence home", unchanged="the custody log is unchanged"
         ) from None
 
 
 def _append(fd: int, line: bytes, case_dir: Path) -> None:
-    try:
+    with _storage_errors(case_dir, "appending to the custody log"):
         append_durable(fd, line)
-    except OSError as exc:
-        exc.filename = exc.filename or str(case_dir / CUSTODY_FILE)
-        raise storage_error(
-            exc,
-            "appending to the custody log",
-            place="the evidence home",
-            unchanged="the custody log is unchanged",
-        ) from None
 
 
 def repair_log(
@@ -449,7 +440,8 @@ def repair_log(
             )
             # Room for the entry first: cutting the tail and then failing to record the
             # cut would lose what was removed.
-            _require_space(fd, len(line), case_dir)
+            with _storage_errors(case_dir, "repairing the custody log"):
+                ensure_space(fd, len(line))
             truncate_durable(fd, keep_end)
             _append(fd, line, case_dir)
             entry = parse_line(line)

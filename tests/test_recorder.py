@@ -292,10 +292,10 @@ def test_allowed_request_is_continued_after_the_gate_saw_it(tmp_path: Path) -> N
 def test_gate_blocks_a_request_at_the_request_stage_and_never_continues_it(
     tmp_path: Path,
 ) -> None:
-    blocked_url = "http://10.0.0.1/internal.png"
+    blocked_url = "https://blocked.example.test/internal.png"
 
     async def gate(url: str) -> tuple[str, str] | None:
-        return ("access", "test rule: 10.0.0.1 is not public") if url == blocked_url else None
+        return ("access", "test rule: this address is not public") if url == blocked_url else None
 
     async def scenario() -> None:
         cdp, recorder = await started(tmp_path, gate=gate)
@@ -308,7 +308,7 @@ def test_gate_blocks_a_request_at_the_request_stage_and_never_continues_it(
         assert (block.url, block.rule, block.reason) == (
             blocked_url,
             "access",
-            "test rule: 10.0.0.1 is not public",
+            "test rule: this address is not public",
         )
         assert block.time.endswith("Z")
         # Chromium reports the blocked load failed; there is no exchange to mark.
