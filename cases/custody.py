@@ -43,9 +43,9 @@ from chain_of_custody.durable import (
     truncate_durable,
 )
 from chain_of_custody.errors import CustodyLogDamaged, UsageError, storage_error
+from chain_of_custody.regular import NotRegularFile, read_regular_file
 from chain_of_custody.signing import Signer
 from chain_of_custody.timeutil import utc_now
-from chain_of_custody.verify import NotRegularFile, read_regular_file
 
 __all__ = [
     "ACTION_LOG_REPAIRED",

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from chain_of_custody.errors import IntegrityError, UsageError
 from chain_of_custody.hashing import sha256_bytes
 from chain_of_custody.item import ITEMS_DIR_NAME, MANIFEST_NAME
+from chain_of_custody.regular import read_regular_file
 from chain_of_custody.report import (
     Examined,
     Verdict,
@@ -31,7 +32,6 @@ from chain_of_custody.verify import (
     ItemReport,
     is_case_dir,
     is_item_dir,
-    read_regular_file,
     verify_case,
     verify_item,
 )

@@ -14,7 +14,7 @@ from typing import Any
 
 from chain_of_custody.errors import IntegrityError
 from chain_of_custody.item import MANIFEST_NAME, load_manifest
-from chain_of_custody.verify import read_regular_file
+from chain_of_custody.regular import read_regular_file
 
 __all__ = ["ItemSummary", "item_summary"]
 

@@ -8,7 +8,6 @@ key is embedded, so verification works offline, on another machine, years later.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -44,6 +43,7 @@ from chain_of_custody.item import (
     load_manifest,
     manifest_files,
 )
+from chain_of_custody.regular import NotRegularFile, not_regular, read_regular_file
 from chain_of_custody.signing import (
     fingerprint_of,
     load_public_key,
@@ -353,7 +353,7 @@ def verify_case(
     if log_mode is not None and not stat.S_ISREG(log_mode):
         # Never followed nor read: a link could lead out of the case, a FIFO would block.
         problems.append(
-            _only_regular(CUSTODY_LOG_NAME, _not_regular(log_path, log_mode), "the case folder")
+            _only_regular(CUSTODY_LOG_NAME, not_regular(log_path, log_mode), "the case folder")
         )
     elif log_mode is not None:
         custody = _read_custody(log_path, trusted, head_required=True)
@@ -558,65 +558,8 @@ def _skipped(number: int, why: str, *, ok: bool = False) -> StepResult:
 
 # Reading the files verification relies on ------------------------------------------
 
-_REGULAR_READ_CHUNK = 1 << 20
 # A line of SHA256SUMS: the hash, two spaces (or " *", binary mode), the path.
 _SUMS_LINE = re.compile(r"([0-9a-fA-F]{64}) [ *](.+)")
-_KINDS: tuple[tuple[Callable[[int], bool], str], ...] = (
-    (stat.S_ISDIR, "a folder"),
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-)
-
-
-class NotRegularFile(OSError):
-    """The path exists but is not a regular file; ``what`` says what it is instead."""
-
-    def __init__(self, path: Path, what: str) -> None:
-        super().__init__(errno.EINVAL, f"not a regular file ({what})", str(path))
-        self.what = what
-
-
-def _not_regular(path: Path, mode: int) -> NotRegularFile:
-    if stat.S_ISLNK(mode):
-        try:
-            target = os.readlink(path)
-        except OSError:
-            return NotRegularFile(path, "a symbolic link")
-        return NotRegularFile(path, f"a symbolic link (to {target})")
-    return NotRegularFile(path, next((what for test, what in _KINDS if test(mode)), "not a file"))
-
-
-def read_regular_file(path: Path) -> bytes:
-    """The bytes of ``path``, which must itself be a regular file (not a link to one).
-
-    Checked with lstat before it is opened (opening a device can have effects of its
-    own), opened with O_NOFOLLOW | O_NONBLOCK and checked again with fstat before a
-    byte is read: a symbolic link, which could lead out of the evidence, is never
-    followed, and a FIFO, on which a read would wait forever, is never read. Raises
-    FileNotFoundError if absent, :class:`NotRegularFile` for anything but a regular
-    file, OSError if it cannot be read.
-    """
-    mode = path.lstat().st_mode
-    if not stat.S_ISREG(mode):
-        raise _not_regular(path, mode)
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENXIO):  # replaced meanwhile: a link, a socket
-            raise _not_regular(path, path.lstat().st_mode) from None
-        raise
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise _not_regular(path, mode)
-        chunks = []
-        while chunk := os.read(fd, _REGULAR_READ_CHUNK):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 def _only_regular(name: str, exc: NotRegularFile, where: str = "the item") -> str:

@@ -22,12 +22,10 @@ from __future__ import annotations
 import base64
 import bisect
 import contextlib
-import errno
 import hashlib
 import io
 import os
 import queue
-import stat
 import threading
 import zlib
 from collections.abc import Callable, Generator, Iterator
@@ -39,6 +37,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.limitreader import LimitReader
 
 from chain_of_custody.hashing import HashingReader
+from chain_of_custody.regular import open_regular
 
 __all__ = [
     "WARC_SUFFIXES",
@@ -67,9 +66,6 @@ _FIRST_PIECE = 64 << 10
 _THREAD_ABOVE = 4 << 20
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # gzip header and trailer, CRC-32 checked
 _GZIP_MAGIC = b"\x1f\x8b"
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 def is_warc(path: str) -> bool:
@@ -90,34 +86,6 @@ def one_line(text: str, limit: int = 200) -> str:
 # Reading regular files only -----------------------------------------------------------
 
 
-def _not_regular(what: str) -> OSError:
-    return OSError(errno.EINVAL, f"not a regular file ({what})")
-
-
-def _open_regular(path: Path) -> BinaryIO:
-    """``path`` opened for reading, unbuffered, if it is itself a regular file.
-
-    Opened without following a symbolic link and without waiting on a FIFO, and checked
-    with fstat before a byte is read, so what is read is what lstat saw. Anything but a
-    regular file is an OSError whose strerror says "not a regular file (…)".
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise _not_regular("a symbolic link") from None
-        if exc.errno == errno.ENXIO:
-            raise _not_regular("a socket") from None
-        raise
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise _not_regular("a folder, FIFO or device")
-        return os.fdopen(fd, "rb", buffering=0)
-    except BaseException:
-        os.close(fd)
-        raise
-
-
 def hash_regular_file(path: Path) -> tuple[str, int]:
     """Hex SHA-256 and size of the bytes of ``path``, read in 1 MiB pieces.
 
@@ -126,7 +94,7 @@ def hash_regular_file(path: Path) -> tuple[str, int]:
     """
     digest = hashlib.sha256()
     size = 0
-    with _open_regular(path) as handle:
+    with open_regular(path) as handle:
         while block := handle.read(_READ_CHUNK):
             digest.update(block)
             size += len(block)
@@ -169,7 +137,7 @@ def check_warc(path: Path, *, gzipped: bool) -> WarcCheck:
     """Read the WARC at ``path`` once: hash it, check its gzip members (``gzipped``) and
     every record's digests. Never raises for what the file holds or cannot be read."""
     try:
-        raw = _open_regular(path)
+        raw = open_regular(path)
     except OSError as exc:
         return _unread(exc.strerror or str(exc))
     with raw:
