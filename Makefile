@@ -35,6 +35,7 @@ lint: $(STAMP)
 bench: install
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/verify_bench.py
+	$(PY) benchmarks/export_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

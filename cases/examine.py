@@ -16,16 +16,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from chain_of_custody.bundle import verify_bundle
+from chain_of_custody.custody import line_sha256, split_log
 from chain_of_custody.errors import IntegrityError, UsageError
 from chain_of_custody.hashing import sha256_bytes
 from chain_of_custody.item import ITEMS_DIR_NAME, MANIFEST_NAME
 from chain_of_custody.regular import read_regular_file
 from chain_of_custody.report import (
+    AGAINST_STEP,
+    Check,
     Examined,
     Verdict,
     case_verdict,
     examine_path,
     item_verdict,
+    verdict,
 )
 from chain_of_custody.signing import Signer
 from chain_of_custody.verify import (
@@ -37,10 +42,10 @@ from chain_of_custody.verify import (
 )
 
 from .case import is_case_id, is_item_id
-from .custody import CUSTODY_FILE, append_event
+from .custody import CUSTODY_FILE, append_event, read_log_bytes
 from .store import CASE_FILE, EvidenceStore
 
-__all__ = ["Target", "TargetExamination", "resolve_target", "verify_target"]
+__all__ = ["Target", "TargetExamination", "against_bundle", "resolve_target", "verify_target"]
 
 TargetKind = Literal["item", "case", "bundle"]
 
@@ -117,10 +122,21 @@ def verify_target(
     *,
     trusted: Collection[str] | None,
     signer: Signer | None,
+    against: Path | None = None,
 ) -> TargetExamination:
     """Verify what ``name`` names; log a ``verified`` entry when it lives in the home and
-    ``signer`` is given. The checks decide the outcome, logged or not."""
+    ``signer`` is given. The checks decide the outcome, logged or not.
+
+    ``against`` (a bundle this case was exported in) adds step 12: the home's log must
+    still hold, unchanged, the custody head the bundle recorded (:func:`against_bundle`).
+    Only a case of the home can be held to a bundle: anything else is a UsageError.
+    """
     target = resolve_target(store, name)
+    if against is not None and (target.kind != "case" or not target.in_home):
+        raise UsageError(
+            f"--against checks a case of the evidence home against a bundle; {name!r} is not one",
+            hint="give the case ID: osint-capture verify CASE_ID --against FILE.zip",
+        )
     if not target.in_home:
         examined = examine_path(target.path, trusted)
         return TargetExamination(target, examined.verdict, examined, None)
@@ -134,8 +150,15 @@ def verify_target(
         details = _item_details(item, target.path)
     else:
         case = verify_case(target.path, trusted_fingerprints=trusted or None)
-        examined = Examined("case", case, case_verdict(case, str(target.path)))
+        checked = case_verdict(case, str(target.path))
+        if against is not None:
+            assert target.case_id is not None
+            step = against_bundle(store, target.case_id, against, trusted=trusted)
+            checked = verdict(checked.target, "case", (*checked.checks, step))
+        examined = Examined("case", case, checked)
         details = _case_details(examined.verdict, case.items)
+        if against is not None:
+            details["against"] = against.name
     entry = None
     if signer is not None:
         entry = append_event(
@@ -169,3 +192,51 @@ def _case_details(verdict: Verdict, items: Collection[ItemReport]) -> dict[str, 
         "failed_items": sorted(item.item_id for item in items if not item.ok),
         "failed_steps": sorted({c.step for c in verdict.checks if not c.ok}),
     }
+
+
+def against_bundle(
+    store: EvidenceStore, case_id: str, bundle: Path, *, trusted: Collection[str] | None
+) -> Check:
+    """Step 12: the home's custody log still holds the head ``bundle`` recorded.
+
+    The bundle is verified first (it must pass, and be this case's); then the entry at
+    the recorded sequence number must be in the home's log with the recorded hash.
+    Because every entry is chained to the one before, that entry matching means every
+    entry up to it is as it was at the export. A log cut back, rolled back to an older
+    head, or rewritten since fails. Raises UsageError when ``bundle`` does not exist.
+    """
+    number, name = AGAINST_STEP
+    target = str(store.case_dir(case_id) / CUSTODY_FILE)
+
+    def failed(why: str) -> Check:
+        return Check(number, name, target, False, why)
+
+    report = verify_bundle(bundle, trusted_fingerprints=trusted or None)
+    manifest = report.manifest
+    if manifest is None or not manifest.present or manifest.head_seq is None:
+        return failed(f"{bundle.name} has no bundle manifest, so it records no custody head")
+    if not report.ok:
+        first = report.problems[0] if report.problems else "see `verify` of the bundle"
+        return failed(f"{bundle.name} does not verify itself, so its head proves nothing: {first}")
+    if manifest.case_id != case_id:
+        return failed(f"{bundle.name} is a bundle of case {manifest.case_id}, not {case_id}")
+    seq, recorded = manifest.head_seq, manifest.head_sha256
+    lines, _ = split_log(read_log_bytes(store.case_dir(case_id), case_id=case_id))
+    if len(lines) < seq:
+        return failed(
+            f"the home's log has {len(lines)} entries, but {bundle.name} recorded entry {seq} "
+            f"({recorded}) at its export: the log was cut back or rolled back since"
+        )
+    if line_sha256(lines[seq - 1]) != recorded:
+        return failed(
+            f"entry {seq} of the home's log is not the entry {bundle.name} recorded at its "
+            f"export ({recorded}): the log was rewritten since"
+        )
+    return Check(
+        number,
+        name,
+        target,
+        True,
+        f"entry {seq} is the head {bundle.name} recorded ({recorded}); the log holds "
+        f"{len(lines)} entries",
+    )

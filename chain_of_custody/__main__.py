@@ -124,6 +124,9 @@ def _verify(path: Path, trusted: frozenset[str] | None, *, as_json: bool) -> int
         print(bundle_check.detail)
         for problem in report.member_problems[3:]:
             print(f"         {problem}")
+        for check in examined.verdict.checks[1:]:
+            if check.step == 11:
+                print(f"  [{_mark(check)}] {check.step}. {check.check}: {check.detail}")
         if report.case is not None:
             _print_case(report.case)
         print("VERIFIED" if examined.verdict.ok else "FAILED")

@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
+from chain_of_custody.bundle_manifest import ManifestCheck, check_bundle_manifest
 from chain_of_custody.custody import CUSTODY_LOG_NAME, parse_line
 from chain_of_custody.errors import (
     CustodyLogDamaged,
@@ -163,6 +164,8 @@ class BundleReport:
     checksums: int | None = None
     # The bundle's own problems (its members, SHA256SUMS, no case), the case's aside.
     member_problems: tuple[str, ...] = ()
+    # The signed bundle manifest's verdict (step 11); None only for reports made by hand.
+    manifest: ManifestCheck | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -171,6 +174,7 @@ class BundleReport:
             "members": self.members,
             "checksums": self.checksums,
             "problems": list(self.problems),
+            "bundle_manifest": None if self.manifest is None else self.manifest.to_dict(),
             "case": None if self.case is None else self.case.to_dict(),
         }
 
@@ -222,7 +226,9 @@ def verify_bundle(
 ) -> BundleReport:
     """Verify a bundle: open it safely (:func:`open_bundle`), check its root
     ``SHA256SUMS`` as ``sha256sum -c`` would — every line, and that it lists every member
-    but itself — then verify the case in it (:func:`verify_case`, with
+    but itself — and its signed bundle manifest, when it has one or holds what only an
+    export writes (:func:`~chain_of_custody.bundle_manifest.check_bundle_manifest`), then
+    verify the case in it (:func:`verify_case`, with
     ``trusted_fingerprints``).
 
     Integrity problems of the contents are returned in the report; a bundle that cannot
@@ -238,12 +244,18 @@ def verify_bundle(
         max_members=max_members,
     ) as bundle:
         problems: list[str] = []
-        checksums = _check_sums(bundle, problems)
+        digests: dict[str, str] = {}
+        checksums = _check_sums(bundle, problems, digests)
         own_problems = len(problems)
+        manifest = check_bundle_manifest(
+            bundle.root, bundle.files, trusted=trusted, digests=digests
+        )
         case: CaseReport | None = None
         if is_case_dir(bundle.root):
             raw = verify_case(bundle.root, trusted_fingerprints=trusted)
             case = _relative_case(raw, bundle.root, path)
+            if manifest.present and manifest.ok:
+                case = _released_only(case, frozenset(manifest.items))
             problems.extend(case.problems)
             for item in case.items:
                 problems.extend(_item_problems(item))
@@ -254,13 +266,14 @@ def verify_bundle(
             )
             own_problems = len(problems)
     return BundleReport(
-        ok=not problems and case is not None and case.ok,
+        ok=not problems and manifest.ok and case is not None and case.ok,
         path=str(path),
         case=case,
-        problems=tuple(problems),
+        problems=(*problems[:own_problems], *manifest.problems, *problems[own_problems:]),
         members=len(bundle.files),
         checksums=checksums,
         member_problems=tuple(problems[:own_problems]),
+        manifest=manifest,
     )
 
 
@@ -813,9 +826,11 @@ def _remove_tree(base: Path) -> None:
 # Verifying ----------------------------------------------------------------------------
 
 
-def _check_sums(bundle: _Bundle, problems: list[str]) -> int | None:
+def _check_sums(bundle: _Bundle, problems: list[str], digests: dict[str, str]) -> int | None:
     """The root SHA256SUMS, line by line as ``sha256sum -c`` reads it; also that every
-    member but SHA256SUMS itself is listed. Returns how many lines were checked."""
+    member but SHA256SUMS itself is listed. Returns how many lines were checked; the
+    SHA-256 of each member it hashed goes into ``digests`` (the bundle manifest's check
+    reuses them: a gigabyte is hashed once)."""
     if SUMS_NAME not in bundle.files:
         return None
     sums = bundle.root / SUMS_NAME
@@ -848,7 +863,9 @@ def _check_sums(bundle: _Bundle, problems: list[str]) -> int | None:
         listed.setdefault(name, []).append(number)
         checked += 1
         if name in files:
-            actual, _ = sha256_file(bundle.root.joinpath(*name.split("/")))
+            if name not in digests:
+                digests[name], _ = sha256_file(bundle.root.joinpath(*name.split("/")))
+            actual = digests[name]
             if actual != digest.lower():
                 problems.append(
                     f"{name} does not match {SUMS_NAME} line {number}: its SHA-256 is "
@@ -908,6 +925,27 @@ def _relative_case(report: CaseReport, root: Path, bundle: Path) -> CaseReport:
         items=items,
         problems=tuple(rel(p) for p in report.problems),
     )
+
+
+_NOT_RELEASED = re.compile(
+    re.escape(CUSTODY_LOG_NAME)
+    + r" line \d+ records item (\S+) as captured, but items/\S+ is missing"
+)
+
+
+def _released_only(case: CaseReport, released: frozenset[str]) -> CaseReport:
+    """The case report of an export that released only some items: the log's other
+    captures are absent by design, which the signed bundle manifest (whose item list the
+    log's own ``exported`` entry repeats) says; they are not missing evidence."""
+    problems = tuple(
+        p
+        for p in case.problems
+        if not ((m := _NOT_RELEASED.fullmatch(p)) and m.group(1) not in released)
+    )
+    if problems == case.problems:
+        return case
+    ok = not problems and all(item.ok for item in case.items)
+    return replace(case, problems=problems, ok=ok)
 
 
 def _item_problems(item: ItemReport) -> list[str]:

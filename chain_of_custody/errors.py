@@ -17,6 +17,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_REFUSED",
     "EXIT_USAGE",
+    "BrowserCrashed",
     "CaptureFailed",
     "CustodyLogDamaged",
     "IntegrityError",
@@ -89,6 +90,15 @@ class CaptureFailed(OsintCaptureError):
     """The capture could not be made: unreachable, redirect loop, nothing loaded."""
 
     exit_code = EXIT_CAPTURE_FAILED
+
+
+class BrowserCrashed(CaptureFailed):
+    """The browser (or the page's renderer) crashed mid-capture. What it had recorded
+    until then may be kept as a partial item: ``item_id`` names it, or is None."""
+
+    def __init__(self, message: str, hint: str | None = None, item_id: str | None = None):
+        super().__init__(message, hint)
+        self.item_id = item_id
 
 
 class StorageError(OsintCaptureError):

@@ -4,7 +4,9 @@ Each check is one numbered step with the file or folder it looked at (its *targe
 steps 1-7 for each item (:data:`chain_of_custody.verify.STEP_NAMES`), then, for a case,
 step 8 (its custody log and signed head) and step 9 (the case folder holds what the log
 records, and nothing else); for a bundle, step 10 (its members are safe and agree with
-its ``SHA256SUMS``) before the case's. The JSON form::
+its ``SHA256SUMS``) and step 11 (its signed bundle manifest) before the case's; and for
+``osint-capture verify CASE --against BUNDLE``, step 12 (the home's log still holds the
+head the bundle recorded). The JSON form::
 
     {"ok": bool, "target": str, "kind": "item" | "case" | "bundle",
      "checks": [{"step": int, "check": str, "target": str, "ok": bool, "detail": str}]}
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
     from chain_of_custody.bundle import BundleReport
 
 __all__ = [
+    "AGAINST_STEP",
+    "BUNDLE_MANIFEST_STEP",
     "BUNDLE_STEP",
     "CASE_STEPS",
     "Check",
@@ -51,6 +55,8 @@ CASE_STEPS = {
     9: "the case folder holds what its log records, and nothing else",
 }
 BUNDLE_STEP = (10, "bundle members are safe and agree with SHA256SUMS")
+BUNDLE_MANIFEST_STEP = (11, "bundle manifest is signed and lists every member")
+AGAINST_STEP = (12, "the home's custody log still holds the head recorded in the bundle")
 
 
 @dataclass(frozen=True)
@@ -188,6 +194,28 @@ def bundle_verdict(report: BundleReport, target: str) -> Verdict:
             ),
         )
     ]
+    manifest = report.manifest
+    if manifest is not None:
+        number, name = BUNDLE_MANIFEST_STEP
+        if not manifest.present:
+            good = "no bundle manifest (not made by `osint-capture export`): nothing to check"
+        else:
+            good = (
+                f"signed by key {manifest.signer}; {manifest.files} file(s) listed, all "
+                f"present and matching; released to {manifest.recipient}; items "
+                f"{', '.join(manifest.items)}; custody head {manifest.head_seq} "
+                f"({manifest.head_sha256})"
+            )
+        checks.append(
+            Check(
+                number,
+                name,
+                f"{target.rstrip('/')}/bundle-manifest.json",
+                manifest.ok,
+                _summarise(good, manifest.problems),
+                skipped=not manifest.present,
+            )
+        )
     if report.case is not None:
         checks.extend(case_checks(report.case, target))
     return verdict(target, "bundle", checks)

@@ -14,6 +14,9 @@ steps, so that nothing half-made ever looks like evidence:
 7. **seal** — hash, sign, ``SHA256SUMS`` (:func:`chain_of_custody.item.seal_item`);
 8. **publish and log** — rename into ``items/<ITEM_ID>/``, then the ``captured`` entry.
 
+A browser that crashed mid-capture ends in :class:`BrowserCrashed` (exit 4) after step 8:
+what it recorded until then is kept as a partial item, which the error names.
+
 :func:`capture_post` is the one-URL capture: a session of one.
 """
 
@@ -36,7 +39,7 @@ from cases.case import Case
 from cases.staging import ItemStaging
 from cases.store import EvidenceStore
 from chain_of_custody.durable import write_file
-from chain_of_custody.errors import Refused
+from chain_of_custody.errors import BrowserCrashed, Refused
 from chain_of_custody.item import (
     MANIFEST_NAME,
     PDF_NAME,
@@ -174,10 +177,26 @@ async def capture_into_case(
     capture = _check_rules(store, case_id, url, options, signer, session.browser_choice)
     with store.new_item(case_id) as staging:
         result = await _run_engine(session, capture, staging)
+        if result.crash is not None and result.main_exchange is None:
+            raise BrowserCrashed(
+                f"the browser crashed ({result.crash}) before the page was received; "
+                "nothing was kept",
+                hint="try again; `osint-capture doctor` checks the browser",
+            )
         # Disk work runs off the event loop (other captures may share it) and is never
         # abandoned half done, even on Ctrl-C: the staging folder is only discarded
         # once nothing writes to it any more.
-        return await _uncancelled(lambda: _seal_publish_log(capture, staging, result))
+        report = await _uncancelled(lambda: _seal_publish_log(capture, staging, result))
+    if result.crash is not None:
+        # A crash is a failed capture (exit 4), never a refusal; what was recorded until
+        # then is evidence, sealed and logged as a partial item.
+        raise BrowserCrashed(
+            f"the browser crashed ({result.crash}); what was recorded until then is kept "
+            f"as partial item {report.item_id}",
+            hint="try again for a complete capture",
+            item_id=report.item_id,
+        )
+    return report
 
 
 def _check_rules(

@@ -29,6 +29,7 @@ from chain_of_custody.errors import (
 )
 from osint_capture.cli_common import CliState, console, evidence_store, operator_signer
 from osint_capture.cli_custody import custody_app
+from osint_capture.cli_export import export
 from osint_capture.cli_verify import verify
 
 __all__ = ["app", "main"]
@@ -47,6 +48,7 @@ app.add_typer(case_app, name="case")
 app.add_typer(keys_app, name="keys")
 app.add_typer(custody_app, name="custody")
 app.command()(verify)
+app.command()(export)
 
 
 @app.callback()

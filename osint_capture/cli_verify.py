@@ -37,6 +37,14 @@ def verify(
         bool,
         typer.Option("--no-record", help="Read only: do not log the examination."),
     ] = False,
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            "--against",
+            help="A bundle this case was exported in: the home's custody log must still "
+            "hold the head it recorded.",
+        ),
+    ] = None,
 ) -> None:
     """Check evidence against its signed manifests and custody log, and log the check.
 
@@ -49,7 +57,9 @@ def verify(
 
     trusted = trusted_keys(trust, [str(p) for p in trusted_key or ()])
     signer, unsigned_because = (None, "--no-record") if no_record else signer_if_any()
-    exam = verify_target(evidence_store(), target, trusted=trusted, signer=signer)
+    exam = verify_target(
+        evidence_store(), target, trusted=trusted, signer=signer, against=against
+    )
     verdict = exam.verdict
     summary = item_summary(exam.target.path) if exam.target.kind == "item" else None
     if as_json:

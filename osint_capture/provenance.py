@@ -99,6 +99,9 @@ def build_provenance(
         "final_url": result.final_url,
         "redirect_chain": result.redirect_chain,
         "http_status": result.http_status,
+        "navigations": result.navigations or [_only_navigation(result)],
+        "browser_error_page": result.browser_error_page,
+        "browser_crash": result.crash,
         "capture_started": result.started,
         "capture_ended": result.ended,
         "clock": _clock_source(),
@@ -146,6 +149,15 @@ def build_provenance(
     }
     safe: dict[str, Any] = json_safe(record)
     return safe
+
+
+def _only_navigation(result: EngineResult) -> dict[str, Any]:
+    """The page's one document, when it never moved itself on (or was not rendered)."""
+    return {
+        "url": result.final_url or result.requested_url,
+        "status": result.http_status,
+        "redirect_chain": [hop["url"] for hop in result.redirect_chain],
+    }
 
 
 def _workstation() -> dict[str, Any]:

@@ -20,6 +20,7 @@ from osint_capture.demo.sample_site import ROBOTS_TXT, SampleSite
 from osint_capture.lawful.robots import robots_verdict
 from osint_capture.lawful.rules import (
     AccessRecord,
+    BarrierSeen,
     PageSignals,
     inspect_page,
     redact_text,
@@ -144,26 +145,7 @@ def test_closed_case_refuses_captures(cli: Cli, site: SampleSite) -> None:
 # -- refused after looking at what loaded (real Chromium, 127.0.0.1) ---------------
 
 
-@pytest.mark.browser
-@pytest.mark.parametrize(
-    ("path", "reason"),
-    [
-        ("/auth/basic", "401"),
-        ("/private/feed", "login"),
-        ("/login", "password form"),
-        ("/challenge/recaptcha", "reCAPTCHA"),
-        ("/challenge/hcaptcha", "hCaptcha"),
-        ("/challenge/turnstile", "Turnstile"),
-        ("/challenge/human", "verify you are human"),
-    ],
-)
-def test_login_walls_and_challenges_are_refused(
-    cli: Cli, site: SampleSite, path: str, reason: str
-) -> None:
-    case_id = cli.new_case("online-crime")
-    url = site.url(path)
-    proc = cli.run("capture", url, "--case", case_id, "--allow-private-network")
-    _assert_refused(cli, case_id, proc, url, reason)
+# Login walls and challenges, and the public pages beside them: tests/test_access_table.py.
 
 
 @pytest.mark.browser
@@ -244,21 +226,31 @@ def _signals(**kw: Any) -> PageSignals:
         title="Post",
         status=200,
         redirect_chain=("https://social.example/post/1",),
-        password_fields=0,
         visible_text_length=5000,
-        form_text="",
-        challenge_markers=(),
+        own_text_length=4900,
+        text_beside_password_forms=4900,
+        text_beside_challenges=4900,
     )
     base.update(kw)
     return PageSignals(**base)
 
 
 def test_public_page_with_a_small_login_box_is_not_a_wall() -> None:
-    assert inspect_page(_signals(password_fields=1, form_text="Sign in " * 5)) is None
+    sign_in = BarrierSeen("password form", password_fields=1)
+    signals = _signals(password_forms=(sign_in,), text_beside_password_forms=4860)
+    assert inspect_page(signals) is None
 
 
 def test_page_that_is_mostly_a_password_form_is_a_wall() -> None:
-    reason = inspect_page(_signals(password_fields=1, visible_text_length=120, form_text="x" * 100))
+    sign_in = BarrierSeen("password form", password_fields=1)
+    reason = inspect_page(
+        _signals(
+            password_forms=(sign_in,),
+            visible_text_length=120,
+            own_text_length=120,
+            text_beside_password_forms=20,
+        )
+    )
     assert reason is not None and "password form" in reason
 
 

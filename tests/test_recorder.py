@@ -8,7 +8,8 @@ sent when, nor make Chromium produce a given race on demand. These tests drive
 fires events at the handlers the recorder registered. The event shapes mirror what
 Chromium sends (``Fetch.requestPaused`` with ``requestId``/``networkId``, ``request``,
 ``resourceType``, ``responseStatusCode``, ``responseHeaders`` as name/value pairs;
-``Network.dataReceived`` with base64 ``data``; and so on).
+``Network.dataReceived`` with base64 ``data``, or with its length only while the bytes
+wait in Network's buffer; and so on).
 
 They complement the browser tests and replace none of them: what Chromium really does
 was measured there (docs/ARCHITECTURE.md, "How bodies are recorded"), and is only
@@ -41,6 +42,15 @@ FETCH_ID = "interception-job-1.0"
 PAGE = "https://example.test/post/1"
 IMAGE = "https://cdn.example.test/photo.jpg"
 MIB = 1024 * 1024
+STREAM = "Network.streamResourceContent"
+# What Chromium answers a document's stream when the document finished before it committed.
+ALREADY_FINISHED = (
+    "Protocol error (Network.streamResourceContent): "
+    "Request with the provided ID has already finished loading"
+)
+NO_DATA = (
+    "Protocol error (Network.getResponseBody): No data found for resource with given identifier"
+)
 
 
 class ProtocolError(Exception):
@@ -106,6 +116,17 @@ async def until(predicate: Callable[[], bool], what: str) -> None:
         if predicate():
             return
         await asyncio.sleep(0)
+    raise AssertionError(f"never happened: {what}")
+
+
+async def soon(predicate: Callable[[], bool], what: str, seconds: float = 1.0) -> None:
+    """As :func:`until`, for what the recorder waits for by the clock (it polls)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            await settle()
+            return
+        await asyncio.sleep(0.005)
     raise AssertionError(f"never happened: {what}")
 
 
@@ -207,6 +228,17 @@ def data_received(chunk: bytes, *, network_id: str = NETWORK_ID) -> dict[str, An
     }
 
 
+def data_announced(length: int, *, network_id: str = NETWORK_ID) -> dict[str, Any]:
+    """``Network.dataReceived`` before the stream is on: the length only, the bytes wait
+    in Network's buffer (they come back as ``bufferedData`` or ``getResponseBody``)."""
+    return {
+        "requestId": network_id,
+        "timestamp": 2.0,
+        "dataLength": length,
+        "encodedDataLength": length,
+    }
+
+
 def loading_finished(*, network_id: str = NETWORK_ID) -> dict[str, Any]:
     return {"requestId": network_id, "timestamp": 3.0, "encodedDataLength": 0}
 
@@ -243,17 +275,53 @@ async def stream_started(
     await pause(cdp, paused_response(url, **response))
 
 
+def held(cdp: FakeCDP, method: str) -> asyncio.Future[dict[str, Any]]:
+    """Queue an answer for ``method`` that the scenario gives (or fails) when it wants."""
+    answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    cdp.answer(method, answer)
+    return answer
+
+
+async def document_paused(
+    cdp: FakeCDP,
+    url: str = PAGE,
+    *,
+    headers: Sequence[tuple[str, str]] = (("Content-Type", "text/html; charset=utf-8"),),
+) -> None:
+    """Announce a navigation (in flight) and pause its response; the request stage is
+    covered above and left out here."""
+    cdp.emit(
+        "Network.requestWillBeSent",
+        will_be_sent(url, resource_type="Document", initiator="other"),
+    )
+    await pause(cdp, paused_response(url, resource_type="Document", headers=headers))
+
+
+def but_the_stream_ask(cdp: FakeCDP) -> list[tuple[str, dict[str, Any]]]:
+    """What was sent, leaving out ``Network.streamResourceContent``.
+
+    Where a document's stream ask falls against its ``Fetch.continueResponse`` is pinned
+    by one test alone (test_document_stream_is_asked_before_the_response_is_let_go),
+    so that the others say what they are about and no more.
+    """
+    return [(method, params) for method, params in cdp.sent if method != STREAM]
+
+
 # -- lifecycle ------------------------------------------------------------------------------
 
 
-def test_start_enables_network_without_buffers_and_pauses_both_stages(tmp_path: Path) -> None:
+def test_start_enables_network_with_bounded_buffers_and_pauses_both_stages(
+    tmp_path: Path,
+) -> None:
     async def scenario() -> None:
         cdp = FakeCDP()
         recorder = Recorder(cdp, tmp_path / "bodies", size_limit=100)
         await recorder.start()
         assert (tmp_path / "bodies").is_dir()
+        # A buffer, for what a document receives before the browser commits it (it comes
+        # back in the stream answer); bounded, so the browser's copy of bodies stays small.
         assert cdp.sent == [
-            ("Network.enable", {"maxTotalBufferSize": 0, "maxResourceBufferSize": 0}),
+            ("Network.enable", {"maxTotalBufferSize": 32 * MIB, "maxResourceBufferSize": 16 * MIB}),
             (
                 "Fetch.enable",
                 {
@@ -361,7 +429,7 @@ def test_redirect_hop_is_kept_as_its_own_exchange(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         cdp, recorder = await started(tmp_path)
-        cdp.answer("Fetch.getResponseBody", {"body": b64(page), "base64Encoded": True})
+        cdp.answer(STREAM, {"bufferedData": b64(page)})
         cdp.emit(
             "Network.requestWillBeSent",
             will_be_sent(old, resource_type="Document", initiator="other", wall_time=1.7e9),
@@ -410,15 +478,17 @@ def test_redirect_hop_is_kept_as_its_own_exchange(tmp_path: Path) -> None:
                 "response": {"url": new, "status": 200, "remoteIPAddress": "192.0.2.8"},
             },
         )
+        cdp.emit("Network.dataReceived", data_announced(len(page)))
         cdp.emit("Network.loadingFinished", loading_finished())
 
-        assert cdp.sent == [
+        # The hop is let go without a body; the final response's is streamed.
+        assert but_the_stream_ask(cdp) == [
             ("Fetch.continueRequest", {"requestId": hop_fetch}),
             ("Fetch.continueResponse", {"requestId": hop_fetch}),
             ("Fetch.continueRequest", {"requestId": final_fetch}),
-            ("Fetch.getResponseBody", {"requestId": final_fetch}),
             ("Fetch.continueResponse", {"requestId": final_fetch}),
         ]
+        assert cdp.calls(STREAM) == [{"requestId": NETWORK_ID}]
         hop, final = recorder.exchanges
         assert (hop.order, final.order) == (0, 1)
         assert hop.network_id == final.network_id == NETWORK_ID
@@ -502,7 +572,8 @@ def test_streamed_body_is_the_buffered_data_then_each_data_received_chunk(
         assert recorder.inflight == 1
         for chunk in (b"middle-", b"", b"tail\xff"):
             cdp.emit("Network.dataReceived", data_received(chunk))
-        cdp.emit("Network.dataReceived", {"requestId": NETWORK_ID, "dataLength": 5})  # no data
+        # No data: the bytes this announces came in the buffered data (counted, not kept twice).
+        cdp.emit("Network.dataReceived", data_announced(len(b"\x00head-")))
         assert not exchange.complete
         cdp.emit("Network.loadingFinished", loading_finished())
 
@@ -577,38 +648,155 @@ def test_load_that_cannot_be_streamed_is_read_whole_while_paused(tmp_path: Path)
     run(scenario)
 
 
-# -- documents --------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("base64_encoded", [True, False], ids=["base64", "text"])
-def test_document_is_read_whole_with_get_response_body_while_paused(
-    tmp_path: Path, base64_encoded: bool
+def test_load_that_cannot_be_streamed_nor_read_is_marked_and_the_response_continues(
+    tmp_path: Path,
 ) -> None:
-    page = "<html><body>Grüße, 世界</body></html>"
-    body = b64(page.encode("utf-8")) if base64_encoded else page
+    favicon = "https://example.test/favicon.ico"
 
     async def scenario() -> None:
         cdp, recorder = await started(tmp_path)
-        cdp.answer("Fetch.getResponseBody", {"body": body, "base64Encoded": base64_encoded})
-        cdp.emit("Network.requestWillBeSent", will_be_sent(PAGE, resource_type="Document"))
-        await pause(
-            cdp,
-            paused_response(
-                PAGE,
-                resource_type="Document",
-                headers=[("Content-Type", "text/html; charset=utf-8")],
-            ),
+        cdp.answer(STREAM, ProtocolError("Protocol error (Network.streamResourceContent): no"))
+        cdp.answer(
+            "Fetch.getResponseBody",
+            ProtocolError("Protocol error (Fetch.getResponseBody): No data found"),
         )
+        await pause(cdp, paused_response(favicon, resource_type="Other"))
+        assert cdp.methods() == [STREAM, "Fetch.getResponseBody", "Fetch.continueResponse"]
+        [exchange] = recorder.exchanges
+        assert exchange.truncated == "unspecified"
+        assert exchange.failure is not None and "No data found" in exchange.failure
+        assert not exchange.canceled
+        assert_body(recorder, exchange, b"")
+        assert recorder.errors == []  # the exchange carries the failure
+
+    run(scenario)
+
+
+def test_whole_body_that_does_not_arrive_in_time_is_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recorder_module, "_WHOLE_BODY_TIMEOUT", 0.01)
+    favicon = "https://example.test/favicon.ico"
+
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path)
+        cdp.answer(STREAM, ProtocolError("Protocol error (Network.streamResourceContent): no"))
+        held(cdp, "Fetch.getResponseBody")
+        cdp.emit("Fetch.requestPaused", paused_response(favicon, resource_type="Other"))
+        await soon(lambda: "Fetch.continueResponse" in cdp.methods(), "the response let go")
+        assert cdp.methods() == [STREAM, "Fetch.getResponseBody", "Fetch.continueResponse"]
+        [exchange] = recorder.exchanges
+        assert exchange.truncated == "time"
+        assert exchange.failure == "the body did not arrive in time"
+        assert_body(recorder, exchange, b"")
+
+    run(scenario)
+
+
+# -- documents --------------------------------------------------------------------------
+#
+# Chromium answers a navigation's stream only once it has committed it, which it cannot
+# while the response is paused: the stream is asked for, the response let go, and only
+# then is the answer awaited.
+
+
+def test_document_stream_is_asked_before_the_response_is_let_go(tmp_path: Path) -> None:
+    # As for sub-resources, the ask must reach the browser while the response is still
+    # paused. The recorder schedules it (ensure_future) and then awaits continueResponse
+    # directly, so continueResponse is sent first; Playwright's CDPSession.send, like this
+    # fake's, sends nothing before its coroutine runs.
+    async def scenario() -> None:
+        cdp, _ = await started(tmp_path)
+        answer = held(cdp, STREAM)
+        await document_paused(cdp)
+        answer.set_result({})
+        await settle()
         assert cdp.sent == [
-            ("Fetch.getResponseBody", {"requestId": FETCH_ID}),
+            (STREAM, {"requestId": NETWORK_ID}),
             ("Fetch.continueResponse", {"requestId": FETCH_ID}),
         ]
+
+    run(scenario)
+
+
+def test_document_response_is_let_go_before_its_stream_answer_is_awaited(
+    tmp_path: Path,
+) -> None:
+    page = b"<html><body>the post</body></html>"
+
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path)
+        answer = held(cdp, STREAM)
+        await document_paused(cdp)
+        # Let go with the answer still pending: waiting for it first would never end.
+        assert but_the_stream_ask(cdp) == [("Fetch.continueResponse", {"requestId": FETCH_ID})]
+        assert cdp.calls(STREAM) == [{"requestId": NETWORK_ID}]
         [exchange] = recorder.exchanges
-        assert_body(recorder, exchange, page.encode("utf-8"))
-        assert recorder.inflight == 1 and not exchange.complete
+        assert exchange.body_sha256 is None  # the body waits for the answer
+        assert recorder.inflight == 1
+
+        cdp.emit("Network.dataReceived", data_announced(len(page)))  # before the commit
+        answer.set_result({"bufferedData": b64(page)})
+        await settle()
+        assert exchange.body_path is not None and exchange.body_path.read_bytes() == page
         cdp.emit("Network.loadingFinished", loading_finished())
-        assert exchange.complete and exchange.truncated is None and exchange.withheld is None
+        assert exchange.complete and exchange.truncated is None and exchange.failure is None
+        assert exchange.withheld is None and exchange.aside is None
+        assert_body(recorder, exchange, page)
         assert recorder.inflight == 0
+        assert len(cdp.sent) == 2  # nothing read twice
+        assert recorder.errors == []
+
+    run(scenario)
+
+
+def test_document_body_is_the_buffered_data_then_the_queued_then_the_later_chunks(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path)
+        answer = held(cdp, STREAM)
+        await document_paused(cdp)
+        [exchange] = recorder.exchanges
+        # Before the commit: announced only, the bytes are in Network's buffer.
+        cdp.emit("Network.dataReceived", data_announced(len(b"<html>one-")))
+        # Streaming is on but the answer has not been handled: these wait behind it.
+        cdp.emit("Network.dataReceived", data_received(b"two-"))
+        cdp.emit("Network.dataReceived", data_received(b"three-"))
+        await settle()
+        assert exchange.body_sha256 is None
+        answer.set_result({"bufferedData": b64(b"<html>one-")})
+        await settle()
+        assert exchange.body_path is not None
+        assert exchange.body_path.read_bytes() == b"<html>one-two-three-"
+        cdp.emit("Network.dataReceived", data_received(b"four</html>"))
+        assert not exchange.complete
+        cdp.emit("Network.loadingFinished", loading_finished())
+        assert exchange.complete and exchange.truncated is None and exchange.failure is None
+        assert_body(recorder, exchange, b"<html>one-two-three-four</html>")
+        assert recorder.total_bytes == len(b"<html>one-two-three-four</html>")
+
+    run(scenario)
+
+
+def test_document_finished_before_its_stream_answer_is_closed_by_the_answer(
+    tmp_path: Path,
+) -> None:
+    page = b"<html>small</html>"
+
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path)
+        answer = held(cdp, STREAM)
+        await document_paused(cdp)
+        cdp.emit("Network.dataReceived", data_announced(len(page)))
+        cdp.emit("Network.loadingFinished", loading_finished())
+        [exchange] = recorder.exchanges
+        assert exchange.body_sha256 is None  # not closed before the answer
+        assert recorder.inflight == 0
+        answer.set_result({"bufferedData": b64(page)})
+        await settle()
+        assert exchange.complete and exchange.truncated is None
+        assert_body(recorder, exchange, page)
 
     run(scenario)
 
@@ -623,40 +811,106 @@ def test_document_is_read_whole_with_get_response_body_while_paused(
             ("Content-Length", str(17 * MIB)),
             ("Content-Encoding", "gzip"),
         ],
-        [("Content-Type", "video/mp4"), ("Content-Length", "1000")],
-        [("Content-Type", "application/pdf"), ("Content-Length", str(4 * MIB))],
     ],
-    ids=["html", "html-of-16mib", "gzip-html-over-16mib", "small-video", "pdf-of-4mib"],
+    ids=["html", "html-of-16mib", "gzip-html-over-16mib"],
 )
-def test_document_of_bounded_size_is_read_whole_not_withheld(
+def test_document_of_bounded_size_is_streamed_to_the_browser_not_withheld(
     tmp_path: Path, headers: list[tuple[str, str]]
 ) -> None:
     async def scenario() -> None:
         cdp, recorder = await started(tmp_path)
-        cdp.answer("Fetch.getResponseBody", {"body": "x", "base64Encoded": False})
-        await pause(cdp, paused_response(PAGE, resource_type="Document", headers=headers))
-        assert cdp.methods() == ["Fetch.getResponseBody", "Fetch.continueResponse"]
+        cdp.answer(STREAM, {"bufferedData": b64(b"x")})
+        await document_paused(cdp, headers=headers)
+        cdp.emit("Network.loadingFinished", loading_finished())
+        assert but_the_stream_ask(cdp) == [("Fetch.continueResponse", {"requestId": FETCH_ID})]
+        assert cdp.calls(STREAM) == [{"requestId": NETWORK_ID}]
         [exchange] = recorder.exchanges
         assert exchange.withheld is None
+        assert exchange.complete and exchange.truncated is None
         assert_body(recorder, exchange, b"x")
 
     run(scenario)
 
 
-def test_document_body_that_cannot_be_read_is_marked_and_the_response_continues(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("Content-Type", "video/mp4"), ("Content-Length", "1000")],
+        [("Content-Type", "application/pdf"), ("Content-Length", str(4 * MIB))],
+        [("Content-Type", "application/pdf"), ("Content-Disposition", "inline; filename=a.pdf")],
+    ],
+    ids=["small-video", "pdf-of-4mib", "inline-pdf"],
+)
+def test_document_blink_does_not_render_itself_is_read_whole_while_paused(
+    tmp_path: Path, headers: list[tuple[str, str]]
 ) -> None:
+    # For a PDF the renderer is handed the page of Chromium's own viewer, not the file:
+    # streaming would record that page as the server's answer.
     async def scenario() -> None:
         cdp, recorder = await started(tmp_path)
-        cdp.answer(
-            "Fetch.getResponseBody",
-            ProtocolError("Protocol error (Fetch.getResponseBody): No data found"),
-        )
-        await pause(cdp, paused_response(PAGE, resource_type="Document"))
-        assert cdp.methods() == ["Fetch.getResponseBody", "Fetch.continueResponse"]
+        cdp.answer("Fetch.getResponseBody", {"body": b64(b"%PDF-1.4 x"), "base64Encoded": True})
+        await document_paused(cdp, headers=headers)
+        cdp.emit("Network.loadingFinished", loading_finished())
+        assert cdp.sent == [
+            ("Fetch.getResponseBody", {"requestId": FETCH_ID}),
+            ("Fetch.continueResponse", {"requestId": FETCH_ID}),
+        ]
+        [exchange] = recorder.exchanges
+        assert exchange.withheld is None
+        assert exchange.complete and exchange.truncated is None
+        assert_body(recorder, exchange, b"%PDF-1.4 x")
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("base64_encoded", [True, False], ids=["base64", "text"])
+def test_document_finished_before_it_was_committed_is_read_from_the_buffer(
+    tmp_path: Path, base64_encoded: bool
+) -> None:
+    page = "<html><body>Grüße, 世界</body></html>"
+    body = b64(page.encode("utf-8")) if base64_encoded else page
+
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path)
+        answer = held(cdp, STREAM)
+        cdp.answer("Network.getResponseBody", {"body": body, "base64Encoded": base64_encoded})
+        await document_paused(cdp)
+        cdp.emit("Network.dataReceived", data_announced(len(page.encode("utf-8"))))
+        cdp.emit("Network.loadingFinished", loading_finished())
+        answer.set_exception(ProtocolError(ALREADY_FINISHED))
+        await settle()
+        # Network's buffer, by the network id; the paused request is long gone.
+        assert but_the_stream_ask(cdp) == [
+            ("Fetch.continueResponse", {"requestId": FETCH_ID}),
+            ("Network.getResponseBody", {"requestId": NETWORK_ID}),
+        ]
+        [exchange] = recorder.exchanges
+        assert exchange.complete and exchange.truncated is None and exchange.failure is None
+        assert_body(recorder, exchange, page.encode("utf-8"))
+        assert recorder.inflight == 0
+        assert recorder.errors == []
+
+    run(scenario)
+
+
+def test_document_whose_buffer_cannot_be_read_either_is_marked_cut(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path)
+        answer = held(cdp, STREAM)
+        cdp.answer("Network.getResponseBody", ProtocolError(NO_DATA))
+        await document_paused(cdp)
+        cdp.emit("Network.dataReceived", data_announced(20 * MIB))  # past the buffer
+        cdp.emit("Network.loadingFinished", loading_finished())
+        answer.set_exception(ProtocolError(f"{ALREADY_FINISHED}\nCall log: ..."))
+        await settle()
+        assert but_the_stream_ask(cdp) == [
+            ("Fetch.continueResponse", {"requestId": FETCH_ID}),
+            ("Network.getResponseBody", {"requestId": NETWORK_ID}),
+        ]
         [exchange] = recorder.exchanges
         assert exchange.truncated == "unspecified"
-        assert exchange.failure is not None and "No data found" in exchange.failure
+        # Both reasons, each on its first line only.
+        assert exchange.failure == f"the document could not be read: {ALREADY_FINISHED}; {NO_DATA}"
         assert not exchange.canceled
         assert_body(recorder, exchange, b"")
         assert recorder.errors == []  # the exchange carries the failure
@@ -664,23 +918,137 @@ def test_document_body_that_cannot_be_read_is_marked_and_the_response_continues(
     run(scenario)
 
 
-def test_document_body_that_does_not_arrive_in_time_is_cut(
+def test_empty_document_that_finished_is_whole_though_its_buffer_cannot_be_read(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path)
+        answer = held(cdp, STREAM)
+        cdp.answer("Network.getResponseBody", ProtocolError(NO_DATA))
+        await document_paused(cdp)
+        cdp.emit("Network.loadingFinished", loading_finished())  # not a byte received
+        answer.set_exception(ProtocolError(ALREADY_FINISHED))
+        await settle()
+        assert cdp.calls("Network.getResponseBody") == [{"requestId": NETWORK_ID}]
+        [exchange] = recorder.exchanges
+        assert exchange.complete and exchange.truncated is None and exchange.failure is None
+        assert_body(recorder, exchange, b"")
+
+    run(scenario)
+
+
+def test_document_that_is_not_committed_in_time_is_read_from_the_buffer_once_finished(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(recorder_module, "_WHOLE_BODY_TIMEOUT", 0.01)
+    monkeypatch.setattr(recorder_module, "_COMMIT_WAIT", 0.01)
+    page = b"<html>late</html>"
 
     async def scenario() -> None:
         cdp, recorder = await started(tmp_path)
-        never: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        cdp.answer("Fetch.getResponseBody", never)
-        cdp.emit("Fetch.requestPaused", paused_response(PAGE, resource_type="Document"))
-        await asyncio.sleep(0.05)
-        await settle()
-        assert cdp.methods() == ["Fetch.getResponseBody", "Fetch.continueResponse"]
+        held(cdp, STREAM)  # never answered
+        cdp.answer("Network.getResponseBody", {"body": b64(page), "base64Encoded": True})
+        await document_paused(cdp)
+        cdp.emit("Network.dataReceived", data_announced(len(page)))
+        cdp.emit("Network.loadingFinished", loading_finished())
+        await soon(lambda: "Network.getResponseBody" in cdp.methods(), "the buffer read")
         [exchange] = recorder.exchanges
-        assert exchange.truncated == "time"
-        assert exchange.failure == "the body did not arrive in time"
+        assert exchange.complete and exchange.truncated is None and exchange.failure is None
+        assert_body(recorder, exchange, page)
+
+    run(scenario)
+
+
+def test_document_that_is_neither_committed_nor_finished_in_time_is_marked_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recorder_module, "_COMMIT_WAIT", 0.01)
+
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path)
+        held(cdp, STREAM)  # never answered
+        cdp.answer("Network.getResponseBody", ProtocolError(NO_DATA))
+        await document_paused(cdp)
+        cdp.emit("Network.dataReceived", data_announced(100))
+        # The commit wait, then the bounded wait for the load, then the buffer.
+        await soon(lambda: recorder.exchanges[0].truncated is not None, "the document cut")
+        assert but_the_stream_ask(cdp) == [
+            ("Fetch.continueResponse", {"requestId": FETCH_ID}),
+            ("Network.getResponseBody", {"requestId": NETWORK_ID}),
+        ]
+        [exchange] = recorder.exchanges
+        assert exchange.truncated == "unspecified" and not exchange.complete
+        assert exchange.failure == f"the document could not be read: TimeoutError; {NO_DATA}"
         assert_body(recorder, exchange, b"")
+        # Finishing late changes nothing: the body is closed.
+        cdp.emit("Network.loadingFinished", loading_finished())
+        assert exchange.truncated == "unspecified" and not exchange.complete
+
+    run(scenario)
+
+
+def test_document_finishing_while_the_buffer_read_waits_for_it_keeps_its_body(
+    tmp_path: Path,
+) -> None:
+    # The stream fails before loadingFinished arrives; _read_buffered waits for the load
+    # to finish. _on_finished then finds the sink still registered (no pending data any
+    # more) and closes it, empty: the bytes received are "not recorded", and the body
+    # Network.getResponseBody then returns is written to no sink and lost.
+    page = b"<html>finished just after</html>"
+
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path)
+        cdp.answer(STREAM, ProtocolError(ALREADY_FINISHED))
+        cdp.answer("Network.getResponseBody", {"body": b64(page), "base64Encoded": True})
+        await document_paused(cdp)
+        assert "Network.getResponseBody" not in cdp.methods()  # waits for the load
+        cdp.emit("Network.dataReceived", data_announced(len(page)))
+        cdp.emit("Network.loadingFinished", loading_finished())
+        await soon(lambda: "Network.getResponseBody" in cdp.methods(), "the buffer read")
+        [exchange] = recorder.exchanges
+        assert (exchange.truncated, exchange.failure) == (None, None)
+        assert exchange.complete
+        assert_body(recorder, exchange, page)
+
+    run(scenario)
+
+
+def test_document_body_short_of_what_the_browser_received_is_marked_cut(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path)
+        answer = held(cdp, STREAM)
+        await document_paused(cdp)
+        # Network's buffer for one resource overflowed before the commit: the answer
+        # holds less than what was announced.
+        cdp.emit("Network.dataReceived", data_announced(10))
+        answer.set_result({"bufferedData": b64(b"<html>")})
+        await settle()
+        cdp.emit("Network.dataReceived", data_received(b"</html>"))
+        cdp.emit("Network.loadingFinished", loading_finished())
+        [exchange] = recorder.exchanges
+        assert exchange.truncated == "unspecified" and not exchange.complete
+        assert exchange.failure == "4 of 17 bytes the browser received were not recorded"
+        assert_body(recorder, exchange, b"<html></html>")
+
+    run(scenario)
+
+
+def test_sub_resource_body_short_of_what_the_browser_received_is_marked_cut(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path)
+        await stream_started(cdp, buffered=b"abc")
+        cdp.emit("Network.dataReceived", data_announced(3))  # the buffered bytes
+        cdp.emit("Network.dataReceived", data_received(b"def"))
+        cdp.emit("Network.dataReceived", data_announced(2))  # announced, never delivered
+        cdp.emit("Network.loadingFinished", loading_finished())
+        [exchange] = recorder.exchanges
+        assert exchange.truncated == "unspecified" and not exchange.complete
+        assert exchange.failure == "2 of 8 bytes the browser received were not recorded"
+        assert_body(recorder, exchange, b"abcdef")
+        assert recorder.errors == []
 
     run(scenario)
 
@@ -704,8 +1072,30 @@ def test_document_body_that_does_not_arrive_in_time_is_cut(
             [("Content-Type", "application/pdf"), ("Content-Length", str(4 * MIB + 1))],
             f"a application/pdf of {4 * MIB + 1} bytes",
         ),
+        # The browser would start a download (refused) instead of showing it, however small.
+        (
+            [
+                ("Content-Type", "application/pdf"),
+                ("Content-Length", "1000"),
+                ("Content-Disposition", 'attachment; filename="report.pdf"'),
+            ],
+            "a file served as a download (application/pdf)",
+        ),
+        (
+            [("Content-Type", "text/html"), ("Content-Disposition", "  Attachment")],
+            "a file served as a download (text/html)",
+        ),
+        ([("Content-Disposition", "attachment")], "a file served as a download (no type)"),
     ],
-    ids=["video-unknown-length", "octet-stream-unknown-length", "html-over-16mib", "pdf-over-4mib"],
+    ids=[
+        "video-unknown-length",
+        "octet-stream-unknown-length",
+        "html-over-16mib",
+        "pdf-over-4mib",
+        "attachment-pdf",
+        "attachment-html",
+        "attachment-no-type",
+    ],
 )
 def test_withheld_document_is_streamed_to_disk_then_aborted(
     tmp_path: Path, headers: list[tuple[str, str]], reason: str
@@ -758,13 +1148,18 @@ def test_withheld_document_is_cut_at_the_size_limit(tmp_path: Path) -> None:
         )
         headers = [("Content-Type", "video/webm")]
         await pause(cdp, paused_response(PAGE, resource_type="Document", headers=headers))
-        assert cdp.methods() == [
-            "Fetch.takeResponseBodyAsStream",
-            "IO.read",
-            "IO.read",
-            "IO.close",
-            "Fetch.failRequest",
-        ]
+        # The page's loading is stopped too (a task of its own, so in any order with the
+        # stream's close): the limit bounds what the browser receives.
+        assert sorted(cdp.methods()) == sorted(
+            [
+                "Fetch.takeResponseBodyAsStream",
+                "IO.read",
+                "IO.read",
+                "Page.stopLoading",
+                "IO.close",
+                "Fetch.failRequest",
+            ]
+        )
         [exchange] = recorder.exchanges
         assert exchange.truncated == "length" and not exchange.complete
         assert recorder.size_limit_reached and recorder.total_bytes == 10
@@ -830,6 +1225,7 @@ def test_size_limit_cuts_the_streamed_body_and_blocks_later_requests(tmp_path: P
         first, second = recorder.exchanges
         assert recorder.total_bytes == 8 and not recorder.size_limit_reached
 
+        cdp.sent.clear()
         cdp.emit("Network.dataReceived", data_received(b"GHIJKLMN"))  # only GH fits
         assert recorder.size_limit_reached and recorder.total_bytes == 10
         assert first.truncated == "length"
@@ -843,6 +1239,10 @@ def test_size_limit_cuts_the_streamed_body_and_blocks_later_requests(tmp_path: P
         assert not first.complete and not second.complete
         assert_body(recorder, first, b"ABCDEFGH")
         assert recorder.total_bytes == 10
+        # The page is stopped once, however many bodies the limit cut: the limit bounds
+        # what the browser receives, not only what is kept.
+        await settle()
+        assert cdp.sent == [("Page.stopLoading", {})]
 
         cdp.sent.clear()
         later = "https://cdn.example.test/later.js"
@@ -881,12 +1281,58 @@ def test_size_limit_reached_within_the_buffered_data_cuts_it_there(
         cdp, recorder = await started(tmp_path, size_limit=4)
         await stream_started(cdp, buffered=b"ABCDEFG")
         [exchange] = recorder.exchanges
-        assert cdp.methods()[-1] == "Fetch.continueResponse"
+        assert cdp.sent == [
+            ("Fetch.continueRequest", {"requestId": FETCH_ID}),
+            (STREAM, {"requestId": NETWORK_ID}),
+            ("Fetch.continueResponse", {"requestId": FETCH_ID}),
+            ("Page.stopLoading", {}),
+        ]
         cdp.emit("Network.dataReceived", data_received(b"HIJ"))
         cdp.emit("Network.loadingFinished", loading_finished())
         assert exchange.truncated == "length" and not exchange.complete
         assert_body(recorder, exchange, b"ABCD")
         assert recorder.size_limit_reached and recorder.total_bytes == 4
+
+    run(scenario)
+
+
+def test_size_limit_reached_within_a_documents_buffered_data_cuts_it_there(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path, size_limit=4)
+        answer = held(cdp, STREAM)
+        await document_paused(cdp)
+        cdp.emit("Network.dataReceived", data_announced(7))
+        cdp.emit("Network.dataReceived", data_received(b"queued"))
+        answer.set_result({"bufferedData": b64(b"ABCDEFG")})
+        await settle()
+        cdp.emit("Network.dataReceived", data_received(b"later"))
+        cdp.emit("Network.loadingFinished", loading_finished())
+        [exchange] = recorder.exchanges
+        # Cut for length, not also for the bytes received past the limit.
+        assert exchange.truncated == "length" and not exchange.complete
+        assert exchange.failure is None
+        assert_body(recorder, exchange, b"ABCD")
+        assert recorder.total_bytes == 4
+        assert cdp.calls("Page.stopLoading") == [{}]
+
+    run(scenario)
+
+
+def test_size_limit_stops_the_page_even_if_the_browser_refuses(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path, size_limit=2)
+        cdp.answer("Page.stopLoading", ProtocolError("Protocol error (Page.stopLoading): gone"))
+        await stream_started(cdp, buffered=b"abc")
+        cdp.emit("Network.dataReceived", data_received(b"more"))
+        await settle()
+        assert cdp.calls("Page.stopLoading") == [{}]
+        # Nothing more to do about it: the body is cut for length either way.
+        assert recorder.errors == []
+        [exchange] = recorder.exchanges
+        assert exchange.truncated == "length"
+        assert_body(recorder, exchange, b"ab")
 
     run(scenario)
 
@@ -941,19 +1387,61 @@ def test_load_canceled_by_the_browser_is_marked_canceled(tmp_path: Path) -> None
     run(scenario)
 
 
-@pytest.mark.parametrize("failing", ["Fetch.continueResponse", "Fetch.getResponseBody"])
+@pytest.mark.parametrize(
+    ("failing", "streams"),
+    [("Fetch.continueResponse", True), ("Fetch.getResponseBody", False)],
+    ids=["continue", "whole-read"],
+)
 def test_invalid_interception_id_marks_the_exchange_canceled_not_an_error(
-    tmp_path: Path, failing: str
+    tmp_path: Path, failing: str, streams: bool
 ) -> None:
+    favicon = "https://example.test/favicon.ico"
+
     async def scenario() -> None:
         cdp, recorder = await started(tmp_path)
+        if not streams:  # read whole while paused, as the favicon is
+            cdp.answer(STREAM, ProtocolError("Protocol error (Network.streamResourceContent): no"))
         cdp.answer(failing, ProtocolError(f"Protocol error ({failing}): Invalid InterceptionId."))
-        await pause(cdp, paused_response(PAGE, resource_type="Document"))
+        await pause(cdp, paused_response(favicon, resource_type="Other"))
         [exchange] = recorder.exchanges
         assert exchange.canceled
         assert recorder.errors == []
         # Nothing is waiting on a request the browser dropped: no second attempt.
         assert cdp.methods().count("Fetch.continueResponse") == 1
+
+    run(scenario)
+
+
+def test_invalid_interception_id_letting_a_document_go_marks_it_canceled(
+    tmp_path: Path,
+) -> None:
+    # _stream_document catches every Exception around its Fetch.continueResponse as if
+    # the stream answer had failed, so the error never reaches _handle_paused (which
+    # marks a dropped request canceled): the recorder reads Network's buffer instead.
+    message = "Protocol error (Fetch.continueResponse): Invalid InterceptionId."
+
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path)
+        cdp.answer("Fetch.continueResponse", ProtocolError(message))
+        await document_paused(cdp)
+        [exchange] = recorder.exchanges
+        assert exchange.canceled
+        assert recorder.errors == []
+        assert cdp.methods().count("Fetch.continueResponse") == 1
+        assert "Network.getResponseBody" not in cdp.methods()
+
+    run(scenario)
+
+
+def test_other_error_letting_a_document_go_is_recorded(tmp_path: Path) -> None:
+    # The same catch-all: a document the browser may still hold paused is not reported.
+    message = "Protocol error (Fetch.continueResponse): Internal error"
+
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path)
+        cdp.answer("Fetch.continueResponse", ProtocolError(message))
+        await document_paused(cdp)
+        assert recorder.errors == [f"{PAGE}: {message}"]
 
     run(scenario)
 
@@ -1045,32 +1533,69 @@ def test_stop_leaves_finished_bodies_alone(tmp_path: Path) -> None:
     run(scenario)
 
 
-async def _stop_during_whole_read(tmp_path: Path) -> tuple[Recorder, Exchange]:
+async def _stop_awaiting_the_stream_answer(tmp_path: Path) -> tuple[Recorder, Exchange]:
     cdp, recorder = await started(tmp_path)
-    never: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-    cdp.answer("Fetch.getResponseBody", never)
-    await pause(cdp, paused_response(PAGE, resource_type="Document"))
+    held(cdp, STREAM)  # never answered: the navigation never commits
+    await document_paused(cdp)
+    cdp.emit("Network.dataReceived", data_announced(5))
+    cdp.emit("Network.dataReceived", data_received(b"queued"))
     [exchange] = recorder.exchanges
     await recorder.stop()
     return recorder, exchange
 
 
-def test_stop_cuts_a_document_still_being_read_once_its_task_unwinds(tmp_path: Path) -> None:
+def test_stop_cuts_a_document_still_awaiting_its_stream_once_its_task_unwinds(
+    tmp_path: Path,
+) -> None:
     async def scenario() -> None:
-        recorder, exchange = await _stop_during_whole_read(tmp_path)
+        recorder, exchange = await _stop_awaiting_the_stream_answer(tmp_path)
         await settle()
-        assert exchange.truncated == "time"
-        assert exchange.failure == "the body did not arrive in time"
-        assert_body(recorder, exchange, b"")
+        assert exchange.truncated == "time" and not exchange.complete
+        assert_body(recorder, exchange, b"")  # what waited behind the answer is not kept
+        assert recorder.errors == []
 
     run(scenario)
 
 
-def test_stop_cuts_a_document_still_being_read_before_it_returns(tmp_path: Path) -> None:
+def test_stop_cuts_a_document_still_awaiting_its_stream_before_it_returns(
+    tmp_path: Path,
+) -> None:
     async def scenario() -> None:
-        _, exchange = await _stop_during_whole_read(tmp_path)
+        _, exchange = await _stop_awaiting_the_stream_answer(tmp_path)
         assert exchange.truncated == "time"
         assert exchange.body_sha256 == hashlib.sha256(b"").hexdigest()
+
+    run(scenario)
+
+
+def test_stop_cuts_a_document_still_streaming_as_far_as_it_got(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path)
+        cdp.answer(STREAM, {"bufferedData": b64(b"<html>so ")})
+        await document_paused(cdp)
+        cdp.emit("Network.dataReceived", data_received(b"far"))
+        await recorder.stop()
+        [exchange] = recorder.exchanges
+        assert exchange.truncated == "time" and not exchange.complete
+        assert_body(recorder, exchange, b"<html>so far")
+
+    run(scenario)
+
+
+def test_stop_cuts_a_whole_read_once_its_task_unwinds(tmp_path: Path) -> None:
+    favicon = "https://example.test/favicon.ico"
+
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path)
+        cdp.answer(STREAM, ProtocolError("Protocol error (Network.streamResourceContent): no"))
+        held(cdp, "Fetch.getResponseBody")
+        await pause(cdp, paused_response(favicon, resource_type="Other"))
+        [exchange] = recorder.exchanges
+        await recorder.stop()
+        await settle()
+        assert exchange.truncated == "time"
+        assert exchange.failure == "the body did not arrive in time"
+        assert_body(recorder, exchange, b"")
 
     run(scenario)
 
@@ -1105,6 +1630,48 @@ def test_browser_initiated_load_is_recorded_but_does_not_hold_the_quiet_wait(
         cdp.emit("Network.loadingFinished", loading_finished(network_id="2000.1"))
         assert recorder.inflight == 0
         assert await recorder.wait_quiet(0.0, time.monotonic() + 1)
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "chrome-extension://mhjfbmdgcfjbbpaeojofohoefgiehjai/index.html",
+        "chrome://resources/js/load_time_data.js",
+    ],
+    ids=["pdf-viewer", "chrome"],
+)
+def test_load_of_a_browser_page_is_browser_initiated_and_not_waited_for(
+    tmp_path: Path, url: str
+) -> None:
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path)
+        # Chromium's PDF viewer: a frame the page did not ask for, which may never finish.
+        cdp.emit("Network.requestWillBeSent", will_be_sent(url, resource_type="Document"))
+        assert recorder.inflight == 0 and recorder.inflight_urls() == []
+        assert await recorder.wait_quiet(0.0, time.monotonic() + 1)
+        cdp.answer(STREAM, {"bufferedData": b64(b"<html>viewer</html>")})
+        await pause(
+            cdp,
+            paused_response(url, resource_type="Document", headers=[("Content-Type", "text/html")]),
+        )
+        [exchange] = recorder.exchanges
+        assert exchange.browser_initiated
+        assert recorder.inflight == 0
+        cdp.emit("Network.loadingFinished", loading_finished())
+        assert exchange.complete
+        assert_body(recorder, exchange, b"<html>viewer</html>")
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("url", [PAGE, "http://example.test/plain"], ids=["https", "http"])
+def test_a_web_document_the_page_loads_counts(tmp_path: Path, url: str) -> None:
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path)
+        cdp.emit("Network.requestWillBeSent", will_be_sent(url, resource_type="Document"))
+        assert recorder.inflight == 1 and recorder.inflight_urls() == [url]
 
     run(scenario)
 

@@ -184,10 +184,10 @@ def chromium_args() -> list[str]:
     The background-networking flags keep the browser from talking to anyone but the
     page under capture. Site isolation is switched off so that cross-site frames load
     through the page's own network stack, where the recorder sees (and the
-    lawful-access rules check) every request. Pop-ups are refused outright, so they
-    never send a request. No ``--disable-features`` here: Chromium keeps only the
-    last one, and Playwright's list (no HTTPS upgrades, no Google preconnects, no
-    optimisation hints) must stay in force.
+    lawful-access rules check) every request. Pop-ups are refused (with Chromium's own
+    pop-up blocker, see :func:`launch_options`), so they rarely send a request. No
+    ``--disable-features`` here: Chromium keeps only the last one, and Playwright's list
+    (no HTTPS upgrades, no Google preconnects, no optimisation hints) must stay in force.
     """
     return [
         "--disable-background-networking",
@@ -289,6 +289,10 @@ def launch_options(choice: BrowserChoice, home: Path) -> dict[str, Any]:
         "executable_path": str(choice.executable) if choice.executable else None,
         # Were a crash dump written despite the flags, it stays in the private home.
         "args": [*chromium_args(), f"--crash-dumps-dir={home / 'crash'}"],
+        # Playwright turns Chromium's pop-up blocker off; a member of the public's
+        # browser has it on, and a page opening 500 windows must not stall the capture
+        # (--block-new-web-contents alone does not stop them in headless Chromium).
+        "ignore_default_args": ["--disable-popup-blocking"],
         "env": browser_environment(home),
         # Playwright adds --no-sandbox unless told the sandbox is wanted.
         "chromium_sandbox": sandbox_available(),

@@ -59,14 +59,21 @@ class Exchange:
     # A document too large (or a media file) to hand to the browser whole: its body was
     # streamed into the WARC and the browser was not shown it.
     withheld: str | None = None
+    # Fetched beside the page, not by it (robots.txt, in a context of its own): kept in
+    # the WARC, never a gap in what the page showed.
+    aside: str | None = None
 
     def withhold_reason(self) -> str | None:
         """Why this document must not be handed to the browser whole (it would be large
-        in memory), or None: a declared length over 16 MiB without content encoding,
-        over 4 MiB of a type the browser does not render as a page, or a media type of
-        unknown length."""
+        in memory, or it would start a download), or None: a download
+        (``Content-Disposition: attachment``), a declared length over 16 MiB without
+        content encoding, over 4 MiB of a type the browser does not render as a page,
+        or a media type of unknown length."""
         headers = {k.lower(): v for k, v in self.response_headers}
         mime = headers.get("content-type", "").split(";")[0].strip().lower()
+        if headers.get("content-disposition", "").strip().lower().startswith("attachment"):
+            # The browser would start a download (refused) instead of showing it.
+            return f"a file served as a download ({mime or 'no type'})"
         length = headers.get("content-length", "")
         encoded = "content-encoding" in headers
         if length.isdigit() and not encoded and int(length) > _WHOLE_DOCUMENT_LIMIT:
@@ -82,6 +89,14 @@ class Exchange:
         ):
             return f"a {mime or 'file'} of {int(length)} bytes"
         return None
+
+    def rendered_by_the_page(self) -> bool:
+        """A document type Blink renders itself (HTML, text, XML, SVG, JSON), so the bytes
+        the renderer receives are the server's. Others may not be: for a PDF the browser
+        hands the renderer a wrapper page of its own viewer instead of the file."""
+        headers = {k.lower(): v for k, v in self.response_headers}
+        mime = headers.get("content-type", "").split(";")[0].strip().lower()
+        return mime == "" or mime.startswith(_RENDERED_TYPES)
 
     @property
     def is_redirect(self) -> bool:

@@ -123,6 +123,14 @@ class EngineResult:
     recorder_errors: list[str] = field(default_factory=list)
     total_bytes: int = 0
     context: BrowserContextRecord | None = None
+    # The server answered an error status with an empty body, and the browser showed
+    # its own error page for it (what the renderings then show).
+    browser_error_page: bool = False
+    # Why the browser or the page's renderer went away mid-capture, if it did.
+    crash: str | None = None
+    # Every top-level document the page showed, in order: the one it was sent to, then
+    # each it moved itself to (script, meta refresh); the renderings show the last.
+    navigations: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Clock:
@@ -145,7 +153,23 @@ class StepLog:
     def __init__(self, result: EngineResult) -> None:
         self._result = result
 
-    def record(self, name: str, state: str, started: str, detail: str = "") -> None:
-        self._result.steps.append(StepRecord(name, state, started, utc_now(), detail))
+    def record(
+        self,
+        name: str,
+        state: str,
+        started: str,
+        detail: str = "",
+        *,
+        position: int | None = None,
+        ended: str | None = None,
+    ) -> None:
+        """Record a step; one recorded after others that ran meanwhile gives its
+        ``position`` in the list and when it ``ended``."""
+        record = StepRecord(name, state, started, ended or utc_now(), detail)
+        steps = self._result.steps
+        if position is None:
+            steps.append(record)
+        else:
+            steps.insert(min(position, len(steps)), record)
         if state in ("partial", "failed"):
             self._result.partial_reasons.append(f"{name}: {detail}")

@@ -1,34 +1,126 @@
 """The JavaScript the capture runs in the page: access signals, scrolling, metadata.
 
-Each is a function expression handed to Playwright's ``page.evaluate``; none of them
+Each is a function expression run in an isolated world (:meth:`PageRun.evaluate`): it
+sees the page's DOM but none of the page's scripts, so a page that overrides
+``JSON.parse`` or ``querySelectorAll`` changes nothing of what is read. None of them
 changes the page's content.
 """
 
 from __future__ import annotations
 
-__all__ = ["AT_BOTTOM_JS", "METADATA_JS", "SCROLL_JS", "SIGNALS_JS"]
+__all__ = ["AT_BOTTOM_JS", "METADATA_JS", "METADATA_LIMITS", "SCROLL_JS", "SIGNALS_JS"]
 
 SIGNALS_JS = """
 () => {
-  const visible = (el) => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
-  const pw = [...document.querySelectorAll('input[type=password]')].filter(visible);
-  const forms = pw.map(p => (p.form ? p.form.innerText : '')).join(' ').slice(0, 500);
-  const text = document.body ? document.body.innerText : '';
-  const markers = [];
-  const q = (sel, name) => { if (document.querySelector(sel)) markers.push(name); };
-  // Visible challenge widgets only: an invisible score script (reCAPTCHA v3) on an
-  // otherwise public page is not a barrier.
-  q('.g-recaptcha, iframe[src*="recaptcha/api2/anchor"], iframe[title="reCAPTCHA"]', 'reCAPTCHA');
-  q('.h-captcha, iframe[src*="hcaptcha.com"]', 'hCaptcha');
-  q('.cf-turnstile, iframe[src*="challenges.cloudflare"]', 'Turnstile');
-  q('#challenge-form, #challenge-stage, #cf-challenge-running', 'challenge form');
-  const low = (document.title + ' ' + text.slice(0, 3000)).toLowerCase();
-  for (const phrase of ['verify you are human', 'are you a robot', 'checking your browser',
-                        'complete the security check', 'prove you are human']) {
-    if (low.includes(phrase)) markers.push('"' + phrase + '"');
+  // Read in an isolated world: the page's scripts cannot change what these DOM calls
+  // answer. Lengths are of the text a visitor sees (innerText), trimmed.
+  const root = document.body || document.documentElement;
+  const lengths = new Map();
+  const textLength = (el) => {
+    if (!lengths.has(el)) {
+      lengths.set(el, typeof el.innerText === 'string' ? el.innerText.trim().length : 0);
+    }
+    return lengths.get(el);
+  };
+  const total = root ? textLength(root) : 0;
+  // Rendered at all: only then is an element's text part of the page's innerText.
+  const rendered = (el) => (el.checkVisibility ? el.checkVisibility()
+                                               : el.getClientRects().length > 0);
+  // Shown to a visitor: rendered, not transparent or hidden, with a size, and not
+  // parked above or left of the page where no scrolling reaches it.
+  const shown = (el) => {
+    if (el.checkVisibility
+        ? !el.checkVisibility({opacityProperty: true, visibilityProperty: true})
+        : !el.getClientRects().length) return false;
+    const r = el.getBoundingClientRect();
+    return (r.width > 0 || r.height > 0) && r.right + window.scrollX > 0 &&
+      r.bottom + window.scrollY > 0;
+  };
+  // The site's chrome, as browsers tell screen readers (HTML-AAM): a header or footer
+  // is the site's only outside an article, aside, main, nav or section; an aside is a
+  // sidebar only outside an article, aside, nav or section.
+  const ROLES = new Map([['banner', 'header'], ['navigation', 'navigation'],
+                         ['complementary', 'sidebar'], ['contentinfo', 'footer']]);
+  const TAGS = new Map([['header', 'header'], ['footer', 'footer'], ['aside', 'sidebar'],
+                        ['nav', 'navigation']]);
+  const SCOPES = new Map([['header', 'article, aside, main, nav, section'],
+                          ['footer', 'article, aside, main, nav, section'],
+                          ['sidebar', 'article, aside, nav, section']]);
+  const chromeLabel = (el) => {
+    const role = ROLES.get((el.getAttribute('role') || '').trim().toLowerCase());
+    if (role) return role;
+    const label = TAGS.get(el.localName);
+    if (!label) return null;
+    const scope = SCOPES.get(label);
+    return scope && el.parentElement && el.parentElement.closest(scope) ? null : label;
+  };
+  const placeOf = (el) => {
+    for (let a = el; a; a = a.parentElement) {
+      const label = chromeLabel(a);
+      if (label) return label;
+    }
+    return 'main content';
+  };
+  const chrome = [...document.querySelectorAll(
+    'header, footer, aside, nav, [role=banner], [role=navigation], [role=complementary], ' +
+    '[role=contentinfo]')].filter(chromeLabel);
+  // The page's text outside `parts`: each counted once, however they nest (a form in a
+  // sidebar, two password fields in one form).
+  const textOutside = (parts) => {
+    const set = new Set(parts.filter(rendered));
+    let taken = 0;
+    for (const el of set) {
+      let nested = false;
+      for (let a = el.parentElement; a && !nested; a = a.parentElement) nested = set.has(a);
+      if (!nested) taken += textLength(el);
+    }
+    return Math.max(0, total - taken);
+  };
+  // A password field or widget stands for its form (or dialog); without one, for itself.
+  const boxOf = (el) => (el.form || el.closest('form, [role=form], [role=dialog], dialog') || el);
+
+  const passwordBoxes = new Map();
+  for (const field of document.querySelectorAll('input[type=password]')) {
+    if (!shown(field)) continue;
+    const box = boxOf(field);
+    passwordBoxes.set(box, (passwordBoxes.get(box) || 0) + 1);
   }
-  return {title: document.title, passwordFields: pw.length, textLength: text.trim().length,
-          formText: forms, markers};
+  const WIDGETS = [
+    ['reCAPTCHA', '.g-recaptcha, iframe[src*="/recaptcha/api2/anchor"], ' +
+                  'iframe[src*="/recaptcha/enterprise/anchor"], iframe[title="reCAPTCHA"]'],
+    ['hCaptcha', '.h-captcha, iframe[src*="hcaptcha.com"]'],
+    ['Turnstile', '.cf-turnstile, iframe[src*="challenges.cloudflare.com"]'],
+  ];
+  // An invisible widget (reCAPTCHA v2 invisible: data-size=invisible, bound to the
+  // form's button, or its corner badge) asks nothing of a visitor until the form is
+  // sent, which a capture never does.
+  const invisible = (el) => el.matches('button, input') ||
+    !!el.closest('[data-size=invisible], .grecaptcha-badge') ||
+    (el.getAttribute('src') || '').includes('size=invisible');
+  const widgetBoxes = new Map();
+  for (const [kind, selector] of WIDGETS) {
+    for (const el of document.querySelectorAll(selector)) {
+      if (invisible(el) || !shown(el)) continue;
+      const box = boxOf(el);
+      if (!widgetBoxes.has(box)) widgetBoxes.set(box, new Set());
+      widgetBoxes.get(box).add(kind);
+    }
+  }
+  const markers = ['challenge-form', 'challenge-stage', 'challenge-running',
+                   'cf-challenge-running', 'cf-please-wait']
+    .filter(id => document.getElementById(id));
+  return {
+    title: document.title || '',
+    textLength: total,
+    ownTextLength: textOutside(chrome),
+    passwordForms: [...passwordBoxes].map(([box, fields]) => ({place: placeOf(box), fields})),
+    besidePasswordForms: textOutside([...chrome, ...passwordBoxes.keys()]),
+    widgets: [...widgetBoxes].flatMap(([box, kinds]) =>
+      [...kinds].map(kind => ({kind, place: placeOf(box)}))),
+    besideChallenges: textOutside([...chrome, ...widgetBoxes.keys()]),
+    markers,
+    textSample: root && typeof root.innerText === 'string' ? root.innerText.slice(0, 3000) : '',
+  };
 }
 """
 
@@ -49,25 +141,57 @@ async ([maxSteps, pause]) => {
 }
 """
 
-AT_BOTTOM_JS = "window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 2"
+AT_BOTTOM_JS = (
+    "() => window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 2"
+)
+
+# Bounds on what the metadata step keeps of a page: JSON-LD nested past ``depth`` levels,
+# strings past ``chars``, lists past ``items`` are cut and say so (the manifest is
+# canonical JSON of bounded depth; the DOM and WARC keep everything).
+METADATA_LIMITS = {"depth": 20, "items": 200, "chars": 10000, "scripts": 50, "scriptChars": 1000000}
 
 METADATA_JS = """
-() => {
+(limits) => {
+  const cut = (text) => text.length > limits.chars
+    ? text.slice(0, limits.chars) + ' [cut at ' + limits.chars + ' characters]' : text;
+  const prune = (value, depth) => {
+    if (value === null || typeof value === 'boolean') return value;
+    if (typeof value === 'number') return Number.isFinite(value) ? value : String(value);
+    if (typeof value === 'string') return cut(value);
+    if (depth >= limits.depth) return '[nested deeper than ' + limits.depth + ' levels: not kept]';
+    if (Array.isArray(value)) {
+      const kept = value.slice(0, limits.items).map(v => prune(v, depth + 1));
+      if (value.length > limits.items) kept.push('[' + (value.length - limits.items) + ' more]');
+      return kept;
+    }
+    if (typeof value === 'object') {
+      const out = {};
+      for (const key of Object.keys(value).slice(0, limits.items)) {
+        out[cut(key)] = prune(value[key], depth + 1);
+      }
+      return out;
+    }
+    return String(value);
+  };
   const meta = {};
   for (const m of document.querySelectorAll('meta[property], meta[name]')) {
     const key = (m.getAttribute('property') || m.getAttribute('name') || '').toLowerCase();
     if (!key) continue;
     if (key.startsWith('og:') || key.startsWith('article:') || key.startsWith('twitter:') ||
         ['author', 'description', 'robots', 'googlebot', 'date', 'keywords'].includes(key)) {
-      (meta[key] = meta[key] || []).push(m.getAttribute('content') || '');
+      const values = (meta[cut(key)] = meta[cut(key)] || []);
+      if (values.length < limits.items) values.push(cut(m.getAttribute('content') || ''));
     }
   }
   const jsonld = [];
-  for (const s of document.querySelectorAll('script[type="application/ld+json"]')) {
-    try { jsonld.push(JSON.parse(s.textContent)); } catch (e) { jsonld.push({unparsable: true}); }
+  const scripts = [...document.querySelectorAll('script[type="application/ld+json"]')];
+  for (const s of scripts.slice(0, limits.scripts)) {
+    const text = s.textContent || '';
+    if (text.length > limits.scriptChars) { jsonld.push({unparsable: 'too large'}); continue; }
+    try { jsonld.push(prune(JSON.parse(text), 0)); } catch (e) { jsonld.push({unparsable: true}); }
   }
   const canon = document.querySelector('link[rel=canonical]');
-  return {title: document.title, meta, jsonld, canonical: canon ? canon.href : null,
+  return {title: cut(document.title), meta, jsonld, canonical: canon ? cut(canon.href) : null,
           lang: document.documentElement.lang || null};
 }
 """

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Page
+from playwright.async_api import BrowserContext, Page
 
 from osint_capture.engine.exchange import Exchange
 from osint_capture.engine.model import CaptureOptions, Clock, EngineResult, StepLog
 from osint_capture.engine.recorder import Recorder
 from osint_capture.lawful.rules import PageRules
 
-__all__ = ["PageRun", "bound", "first_line", "ms"]
+__all__ = ["PageRun", "PageScriptError", "bound", "first_line", "ms"]
+
+_WORLD = "osint-capture"
+
+
+class PageScriptError(Exception):
+    """Our own script could not run in the page, or threw there."""
 
 
 @dataclass
@@ -21,7 +30,10 @@ class PageRun:
     """The page under capture, its recorder, the rules, the clock and what was found.
 
     ``main`` is the page's own document once ``navigate`` has it; ``load_fired`` and
-    ``settle_started`` carry the load event from ``access-check`` to ``settle``.
+    ``settle_started`` carry the load event from ``access-check`` to ``settle``;
+    ``new_context`` makes a fresh browser context for what is fetched beside the page
+    (robots.txt), whose exchanges go to ``aside_exchanges``; ``crashed`` says why the
+    browser or the page's renderer is gone, once it is.
     """
 
     page: Page
@@ -34,9 +46,68 @@ class PageRun:
     result: EngineResult
     steps: StepLog
     work_dir: Path
+    new_context: Callable[[], Awaitable[BrowserContext]]
     main: Exchange | None = None
+    aside_exchanges: list[Exchange] = field(default_factory=list)
+    crashed: str | None = None
+    closing: bool = False  # the capture is closing the page itself: no crash
+    crash_event: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    # robots.txt, fetched beside the page from the start (``robots-txt`` takes it), and
+    # what must still run once the steps are done (its record, when it was not awaited).
+    robots_fetch: asyncio.Task[Any] | None = None
+    after_steps: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     load_fired: bool = False
     settle_started: str = ""
+    _main_frame: str | None = field(default=None, repr=False)
+
+    async def evaluate(self, function: str, *args: Any, timeout: float) -> Any:
+        """Run the JS ``function`` (an expression) on ``args`` in an isolated world.
+
+        An isolated world shares the page's DOM but not its JavaScript: a page that
+        overrides ``querySelectorAll``, ``JSON.parse`` or ``getAttribute`` changes nothing
+        of what the capture reads. Raises PageScriptError (or TimeoutError).
+        """
+        work = asyncio.ensure_future(self._evaluate(function, args))
+        crash = asyncio.ensure_future(self.crash_event.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {work, crash}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            crash.cancel()
+        if work in done:
+            return work.result()
+        work.cancel()
+        if crash in done:
+            # A call into a crashed renderer never answers: stop waiting for it.
+            raise PageScriptError(self.crashed or "the browser crashed")
+        raise TimeoutError(f"no answer within {timeout:.1f} s")
+
+    async def _evaluate(self, function: str, args: tuple[Any, ...]) -> Any:
+        try:
+            if self._main_frame is None:
+                tree = await self.cdp.send("Page.getFrameTree")
+                self._main_frame = str(tree["frameTree"]["frame"]["id"])
+            world = await self.cdp.send(
+                "Page.createIsolatedWorld", {"frameId": self._main_frame, "worldName": _WORLD}
+            )
+            call = f"({function})(...{json.dumps(list(args))})"
+            answer = await self.cdp.send(
+                "Runtime.evaluate",
+                {
+                    "expression": call,
+                    "contextId": world["executionContextId"],
+                    "returnByValue": True,
+                    "awaitPromise": True,
+                },
+            )
+        except Exception as exc:  # the browser's own error: navigated away, crashed, closed
+            raise PageScriptError(first_line(exc)) from None
+        details = answer.get("exceptionDetails")
+        if details is not None:
+            thrown = details.get("exception", {}).get("description") or details.get("text")
+            raise PageScriptError(str(thrown or "script error").splitlines()[0])
+        return answer.get("result", {}).get("value")
 
     @property
     def withheld(self) -> bool:

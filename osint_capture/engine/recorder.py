@@ -10,8 +10,20 @@ How bodies are obtained (measured facts, see docs/ARCHITECTURE.md):
   only then lets the response continue, so not a byte is lost: what was buffered
   comes back in the answer, the rest arrives as ``Network.dataReceived`` events
   and is appended to a file as it comes. Memory stays flat for any size.
-* Documents (the page itself, frames) are read with ``Fetch.getResponseBody``
-  while paused, because streaming a navigation hangs in Chromium.
+* Documents (the page itself, frames) are streamed too, however slowly they
+  arrive, but in another order: Chromium answers ``Network.streamResourceContent``
+  for a navigation only once it has committed it, which it cannot while the
+  response is paused. So the stream is asked for, the response let go, and the
+  answer awaited; what arrived before the answer is in its ``bufferedData``
+  (Network keeps a small buffer for that alone). A document that finished before
+  the answer is read from that buffer.
+  Only documents Blink renders itself are streamed (HTML, text, XML, SVG, JSON): for
+  others the renderer may not get the server's bytes (a PDF becomes the page of
+  Chromium's viewer), so they are read whole while paused, as before.
+* Every ``dataReceived`` says how many bytes arrived; a body that ends with fewer
+  bytes kept than arrived is marked cut, never passed off as whole.
+* Past the size limit the page's loading is stopped (``Page.stopLoading``): the
+  limit bounds what the browser receives, not only what is kept.
 * Redirect hops are paused too; each is kept as its own exchange.
 
 Chromium hands over *decoded* bodies. The exchange keeps the headers exactly as
@@ -47,6 +59,18 @@ _DOCUMENT_TYPES = {"Document"}
 _IO_CHUNK = 1 << 20
 _WHOLE_BODY_TIMEOUT = 20.0
 _STOP_WAIT = 5.0
+# How long a navigation may take to commit once its response is let go; past this the
+# document is read from the buffer when it has finished, else marked cut.
+_COMMIT_WAIT = 20.0
+# Enough for what a document receives before the browser commits it; bounded, so the
+# browser's copy of bodies stays small (the recorder keeps the bytes).
+_NETWORK_BUFFER = {"maxTotalBufferSize": 32 << 20, "maxResourceBufferSize": 16 << 20}
+_WEB_SCHEMES = ("http:", "https:")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class _CDP(Protocol):
@@ -84,6 +108,8 @@ class Recorder:
         self._headers = NetworkHeaders()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._received: dict[str, int] = {}  # network id -> bytes the browser got
+        self._loading_stopped = False
         self.errors: list[str] = []
 
     # -- lifecycle -------------------------------------------------------------
@@ -99,8 +125,7 @@ class Recorder:
         cdp.on("Network.dataReceived", self._on_data)
         cdp.on("Network.loadingFinished", self._on_finished)
         cdp.on("Network.loadingFailed", self._on_failed)
-        # Zero buffers: the recorder holds the bytes; Chromium need not keep a copy.
-        await cdp.send("Network.enable", {"maxTotalBufferSize": 0, "maxResourceBufferSize": 0})
+        await cdp.send("Network.enable", _NETWORK_BUFFER)
         await cdp.send(
             "Fetch.enable",
             {
@@ -127,6 +152,7 @@ class Recorder:
                 self._close_sink(sink, exchange)
                 if not exchange.complete and exchange.truncated is None:
                     exchange.truncated = "time"
+                self._check_received(network_id, exchange)
             else:
                 sink.close()
         self._sinks.clear()
@@ -176,9 +202,13 @@ class Recorder:
             hop = self._current.get(network_id)
             if hop is not None and hop.url == redirect.get("url"):
                 self._apply_response_info(hop, redirect)
-        if params.get("type") == "Other" and params.get("initiator", {}).get("type") == "other":
+        internal = not str(params["request"]["url"]).startswith(_WEB_SCHEMES)
+        if internal or (
+            params.get("type") == "Other" and params.get("initiator", {}).get("type") == "other"
+        ):
             # Chromium sometimes finishes the favicon load only much later, or never
-            # reports it: the page is quiet without it.
+            # reports it; its own loads (the PDF viewer's chrome-extension:// page) may
+            # never finish: the page is quiet without them.
             self._browser_initiated.add(network_id)
         else:
             self._inflight.add(network_id)
@@ -205,10 +235,13 @@ class Recorder:
 
     def _on_data(self, params: dict[str, Any]) -> None:
         self._touch()
+        network_id = params["requestId"]
+        self._received[network_id] = self._received.get(network_id, 0) + int(
+            params.get("dataLength") or 0
+        )
         data = params.get("data")
         if not data:
             return
-        network_id = params["requestId"]
         chunk = base64.b64decode(data)
         if network_id in self._pending_data:
             self._pending_data[network_id].append(chunk)
@@ -234,6 +267,19 @@ class Recorder:
         if exchange is not None:
             exchange.truncated = "length"
         self._finish_sink(network_id)
+        self._stop_loading()
+
+    def _stop_loading(self) -> None:
+        """Stop the page loading anything more (the size limit is reached): an endless
+        body must not keep growing the browser once the recorder has stopped keeping it."""
+        if self._loading_stopped or self._closed:
+            return
+        self._loading_stopped = True
+        self._spawn(self._send_quietly("Page.stopLoading", {}))
+
+    async def _send_quietly(self, method: str, params: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):
+            await self._cdp.send(method, params)
 
     def _finish_sink(self, network_id: str) -> None:
         sink = self._sinks.pop(network_id, None)
@@ -241,6 +287,18 @@ class Recorder:
         if sink is None or exchange is None:
             return
         self._close_sink(sink, exchange)
+        self._check_received(network_id, exchange)
+
+    def _check_received(self, network_id: str, exchange: Exchange) -> None:
+        """A body with fewer bytes kept than the browser received is cut, and says so."""
+        received = self._received.get(network_id, 0)
+        if exchange.truncated is None and exchange.body_size < received:
+            exchange.truncated = "unspecified"
+            exchange.complete = False
+            exchange.failure = (
+                f"{received - exchange.body_size} of {received} bytes the browser received "
+                "were not recorded"
+            )
 
     def _close_sink(self, sink: BodySink, exchange: Exchange) -> None:
         """Close the body file; a disk that refused bytes makes the body cut, and an error."""
@@ -273,8 +331,23 @@ class Recorder:
             exchange.failure = params.get("errorText") or "failed"
             exchange.canceled = bool(params.get("canceled"))
             if exchange.body_path is not None and exchange.truncated is None:
-                exchange.truncated = "disconnect"
+                if self._whole_by_length(network_id, exchange):
+                    # Chromium "fails" an error status with an empty body to show its
+                    # own page, after the whole (empty) body arrived.
+                    exchange.complete = True
+                else:
+                    exchange.truncated = "disconnect"
         self._finish_sink(network_id)
+
+    def _whole_by_length(self, network_id: str, exchange: Exchange) -> bool:
+        """Every byte the server declared (Content-Length, no encoding) has arrived."""
+        headers = {k.lower(): v.strip() for k, v in exchange.response_headers}
+        declared = headers.get("content-length", "")
+        return (
+            declared.isdigit()
+            and "content-encoding" not in headers
+            and self._received.get(network_id, 0) == int(declared)
+        )
 
     def _on_paused(self, params: dict[str, Any]) -> None:
         if self._closed:
@@ -373,13 +446,19 @@ class Recorder:
 
         body_path = self._body_dir / f"{exchange.order:06d}.body"
         exchange.body_path = body_path
+        self._received[network_id] = 0
         if exchange.resource_type in _DOCUMENT_TYPES:
             withhold = exchange.withhold_reason()
             if withhold is not None:
                 await self._stream_withheld(request_id, network_id, exchange, withhold)
                 return
-            await self._read_whole(request_id, network_id, exchange, None)
-            await self._cdp.send("Fetch.continueResponse", {"requestId": request_id})
+            if exchange.rendered_by_the_page():
+                await self._stream_document(request_id, network_id, exchange)
+            else:
+                # What the browser streams to the renderer may not be the file (a PDF
+                # becomes its viewer's page): read the server's bytes while paused.
+                await self._read_whole(request_id, network_id, exchange, None)
+                await self._cdp.send("Fetch.continueResponse", {"requestId": request_id})
             return
 
         sink = BodySink(body_path)
@@ -407,6 +486,74 @@ class Recorder:
             self._finish_sink(network_id)
         await self._cdp.send("Fetch.continueResponse", {"requestId": request_id})
 
+    async def _stream_document(self, request_id: str, network_id: str, exchange: Exchange) -> None:
+        """Stream a document the browser renders: ask, let it go, take the answer."""
+        assert exchange.body_path is not None
+        sink = BodySink(exchange.body_path)
+        self._sinks[network_id] = sink
+        self._pending_data[network_id] = []
+        stream = asyncio.ensure_future(
+            self._cdp.send("Network.streamResourceContent", {"requestId": network_id})
+        )
+        await asyncio.sleep(0)  # the ask goes out first, while the response is paused
+        try:
+            await self._cdp.send("Fetch.continueResponse", {"requestId": request_id})
+        except BaseException:
+            stream.cancel()
+            self._pending_data.pop(network_id, None)
+            self._sinks.pop(network_id, None)
+            self._close_sink(sink, exchange)
+            raise  # handled as for any paused request (a dropped request is canceled)
+        try:
+            answer = await asyncio.wait_for(asyncio.shield(stream), _COMMIT_WAIT)
+        except asyncio.CancelledError:
+            stream.cancel()
+            raise
+        except Exception as exc:
+            stream.cancel()
+            # Finished before the browser committed it (a small page, an error page),
+            # or never committed: the body is in Network's buffer once it has finished.
+            await self._read_buffered(network_id, exchange, sink, _first_line(exc))
+            return
+        buffered = answer.get("bufferedData") if isinstance(answer, dict) else None
+        if buffered:
+            self._write(network_id, base64.b64decode(buffered))
+        for chunk in self._pending_data.pop(network_id, []):
+            self._write(network_id, chunk)
+        if self._request_info.get(network_id, {}).get("finished"):
+            self._finish_sink(network_id)
+
+    async def _read_buffered(
+        self, network_id: str, exchange: Exchange, sink: BodySink, why: str
+    ) -> None:
+        """A finished document whose stream could not be had: its body from the buffer."""
+        # Until the wait is over, the pending entry keeps _on_finished from closing the
+        # (still empty) sink: this read fills it.
+        if not self._request_info.get(network_id, {}).get("finished"):
+            deadline = time.monotonic() + _COMMIT_WAIT
+            while network_id in self._inflight and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+        self._pending_data.pop(network_id, None)
+        try:
+            answer = await asyncio.wait_for(
+                self._cdp.send("Network.getResponseBody", {"requestId": network_id}),
+                _WHOLE_BODY_TIMEOUT,
+            )
+        except Exception as exc:
+            self._sinks.pop(network_id, None)
+            if exchange.truncated is None and not (
+                exchange.complete and self._received.get(network_id, 0) == 0
+            ):
+                exchange.truncated = "unspecified"
+                exchange.complete = False
+                exchange.failure = f"the document could not be read: {why}; {_first_line(exc)}"
+            self._close_sink(sink, exchange)
+            return
+        body = answer.get("body", "")
+        data = base64.b64decode(body) if answer.get("base64Encoded") else body.encode("utf-8")
+        self._write(network_id, data)
+        self._finish_sink(network_id)
+
     async def _stream_withheld(
         self, request_id: str, network_id: str, exchange: Exchange, why: str
     ) -> None:
@@ -433,6 +580,7 @@ class Recorder:
                         raw = raw[: max(0, self._size_limit - self.total_bytes)]
                         exchange.truncated = "length"
                         self.size_limit_reached = True
+                        self._stop_loading()
                     sink.write(raw)
                     self.total_bytes += len(raw)
                     if chunk.get("eof") or exchange.truncated:
@@ -473,6 +621,7 @@ class Recorder:
                 data = data[: max(0, self._size_limit - self.total_bytes)]
                 exchange.truncated = "length"
                 self.size_limit_reached = True
+                self._stop_loading()
             sink.write(data)
             self.total_bytes += len(data)
             if why is not None and exchange.truncated is None:

@@ -19,7 +19,7 @@ from playwright.async_api import Error as PlaywrightError
 
 from chain_of_custody.item import DOM_NAME, PDF_NAME, SCREENSHOT_NAME, TEXT_NAME
 from chain_of_custody.timeutil import utc_now
-from osint_capture.engine.pagejs import METADATA_JS
+from osint_capture.engine.pagejs import METADATA_JS, METADATA_LIMITS
 from osint_capture.engine.pagerun import PageRun, first_line, ms
 
 __all__ = [
@@ -48,15 +48,31 @@ _TLS_FIELDS = (
 )
 
 
+# Each rendering's share of the time left when it starts: the later ones are never
+# starved by an earlier one (a 200,000-element page's screenshot, a page looping on
+# alert()); the last takes what is left.
+_SHARE = {"dom": 1 / 3, "text": 1 / 3, "metadata": 1 / 4, "screenshot": 1 / 2, "pdf": 1.0}
+_MIN_BOUND = 2.0
+
+
+def _budget(run: PageRun, name: str) -> float:
+    left = run.clock.left()
+    return min(left, max(_MIN_BOUND, left * _SHARE[name]))
+
+
 async def _render(run: PageRun, name: str, filename: str, make: _Maker) -> None:
     t = utc_now()
-    left = run.clock.left()
+    left = _budget(run, name)
     if left < 0.5:
         run.steps.record(name, "failed", t, "no time left")
         return
     path = run.work_dir / filename
     try:
         note = await asyncio.wait_for(make(run, path, left), timeout=left)
+    except TimeoutError:
+        run.steps.record(name, "failed", t, f"not done within its {left:.1f} s")
+        path.unlink(missing_ok=True)
+        return
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # one rendering failing must not lose the others
@@ -97,11 +113,13 @@ async def _pdf(run: PageRun, path: Path, left: float) -> str | None:
 
 
 async def _dom(run: PageRun, path: Path, left: float) -> str | None:
+    # Playwright serialises the DOM in its own utility world: page scripts cannot
+    # change what it reads.
     return _write_clean(path, await run.page.content())
 
 
 async def _text(run: PageRun, path: Path, left: float) -> str | None:
-    body = await run.page.evaluate("document.body ? document.body.innerText : ''")
+    body = await run.evaluate("() => document.body ? document.body.innerText : ''", timeout=left)
     return _write_clean(path, str(body))
 
 
@@ -130,16 +148,17 @@ async def metadata_step(run: PageRun) -> None:
     t = utc_now()
     result = run.result
     try:
-        raw = await asyncio.wait_for(
-            run.page.evaluate(METADATA_JS), timeout=max(0.5, run.clock.left())
+        raw = await run.evaluate(
+            METADATA_JS, METADATA_LIMITS, timeout=max(0.5, _budget(run, "metadata"))
         )
-        result.page_metadata = post_metadata(raw)
-        result.title = str(raw.get("title", ""))
-    except (PlaywrightError, TimeoutError) as exc:
-        run.steps.record(
-            "metadata", "failed", t, str(exc).splitlines()[0] if str(exc) else "timed out"
-        )
+        if not isinstance(raw, dict):
+            raise TypeError(f"the page's metadata came back as {type(raw).__name__}")
+        metadata = post_metadata(raw)
+    except Exception as exc:  # whatever the page holds, a failed step, never a failed capture
+        run.steps.record("metadata", "failed", t, first_line(exc) if str(exc) else "timed out")
         return
+    result.page_metadata = metadata
+    result.title = str(raw.get("title", ""))
     await _tls_details(run)
     run.steps.record(
         "metadata",

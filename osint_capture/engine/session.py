@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -49,6 +49,7 @@ from osint_capture.engine.model import (
 )
 from osint_capture.engine.pagerun import PageRun, ms
 from osint_capture.engine.recorder import BlockedRequest, Recorder, RequestGate
+from osint_capture.engine.robotsfetch import RobotsAnswer, start_robots_fetch
 from osint_capture.engine.steps import run_page_steps
 from osint_capture.lawful.rules import AccessInspector, PageRules, RobotsPolicy, redact_url
 
@@ -129,15 +130,21 @@ class CaptureSession:
         self._captures += 1
         result.context = BrowserContextRecord(launch_number=self._captures)
         result.browser_version = browser.version
-        context = await browser.new_context(
-            viewport={"width": options.viewport_width, "height": options.viewport_height},
-            accept_downloads=False,
-            service_workers="block",
-            ignore_https_errors=False,
-            java_script_enabled=True,
-        )
+
+        async def new_context() -> BrowserContext:
+            return await browser.new_context(
+                viewport={"width": options.viewport_width, "height": options.viewport_height},
+                accept_downloads=False,
+                service_workers="block",
+                ignore_https_errors=False,
+                java_script_enabled=True,
+            )
+
+        context = await new_context()
         try:
-            await _capture_in(context, url, options, work_dir, rules, clock, result, steps, t)
+            await _capture_in(
+                context, new_context, url, options, work_dir, rules, clock, result, steps, t
+            )
         finally:
             with contextlib.suppress(PlaywrightError):
                 await context.close()
@@ -168,6 +175,7 @@ class CaptureSession:
 
 async def _capture_in(
     context: BrowserContext,
+    new_context: Callable[[], Awaitable[BrowserContext]],
     url: str,
     options: CaptureOptions,
     work_dir: Path,
@@ -178,6 +186,45 @@ async def _capture_in(
     launched: str,
 ) -> None:
     """The page, its recorder and the gates in this context; then the steps."""
+    robots = None
+    if rules.robots_policy is not None:
+        # Beside the page, in a context of its own; begun now, so that both contexts'
+        # pages are made at once.
+        robots = start_robots_fetch(new_context, url, work_dir, rules.gate, clock)
+    try:
+        await _page_in(
+            context,
+            new_context,
+            robots,
+            url,
+            options,
+            work_dir,
+            rules,
+            clock,
+            result,
+            steps,
+            launched,
+        )
+    finally:
+        if robots is not None and not robots.done():
+            robots.cancel()
+            with contextlib.suppress(BaseException):
+                await robots
+
+
+async def _page_in(
+    context: BrowserContext,
+    new_context: Callable[[], Awaitable[BrowserContext]],
+    robots: asyncio.Task[RobotsAnswer] | None,
+    url: str,
+    options: CaptureOptions,
+    work_dir: Path,
+    rules: PageRules,
+    clock: Clock,
+    result: EngineResult,
+    steps: StepLog,
+    launched: str,
+) -> None:
     page = await context.new_page()
     context.on("page", lambda p: _contain_popup(p, result))
     page.on("download", lambda d: result.downloads.append(d.url))
@@ -200,13 +247,20 @@ async def _capture_in(
         f"Chromium {result.browser_version}; a fresh browser context "
         f"(capture {result.context.launch_number} on this browser launch)",
     )
-    run = PageRun(page, cdp, recorder, url, options, rules, clock, result, steps, work_dir)
+    run = PageRun(
+        page, cdp, recorder, url, options, rules, clock, result, steps, work_dir, new_context
+    )
+    run.robots_fetch = robots
+    page.on("crash", lambda _page: _crashed(run, "the page's renderer crashed"))
+    page.on("close", lambda _page: _crashed(run, "the browser closed the page"))
     try:
         await run_page_steps(run)
     finally:
+        run.closing = True
         await recorder.stop()
         recorder.apply_sent_headers()
-        result.exchanges = list(recorder.exchanges)
+        result.crash = run.crashed
+        result.exchanges = [*run.aside_exchanges, *recorder.exchanges]
         result.blocked = list(recorder.blocked)
         result.recorder_errors = list(recorder.errors)
         result.total_bytes = recorder.total_bytes
@@ -216,8 +270,18 @@ async def _capture_in(
             )
 
 
+def _crashed(run: PageRun, why: str) -> None:
+    if not run.closing and run.crashed is None:
+        run.crashed = why
+        run.crash_event.set()
+
+
 def _conclude(result: EngineResult) -> None:
     """What makes a capture partial beyond its steps: the recorder's own findings."""
+    if result.crash is not None:
+        result.partial_reasons.insert(
+            0, f"the browser crashed ({result.crash}); kept is what was recorded until then"
+        )
     if result.recorder_errors:
         result.partial_reasons.append(
             f"the recorder met {len(result.recorder_errors)} error(s), first: "
@@ -231,7 +295,7 @@ def _conclude(result: EngineResult) -> None:
             f"{gated[0].url} ({gated[0].reason})"
         )
     for ex in result.exchanges:
-        if ex.truncated and not (ex.is_redirect or ex.canceled or ex.browser_initiated):
+        if ex.truncated and not (ex.is_redirect or ex.canceled or ex.browser_initiated or ex.aside):
             result.partial_reasons.append(f"response body incomplete ({ex.truncated}): {ex.url}")
 
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
+from typing import Any
 
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
@@ -35,7 +35,7 @@ from chain_of_custody.errors import CaptureFailed, Refused
 from chain_of_custody.timeutil import utc_now
 from osint_capture.engine.exchange import Exchange
 from osint_capture.engine.pagejs import AT_BOTTOM_JS, SCROLL_JS, SIGNALS_JS
-from osint_capture.engine.pagerun import PageRun, bound, first_line, ms
+from osint_capture.engine.pagerun import PageRun, PageScriptError, bound, first_line, ms
 from osint_capture.engine.render import (
     dom_step,
     metadata_step,
@@ -43,13 +43,18 @@ from osint_capture.engine.render import (
     screenshot_step,
     text_step,
 )
+from osint_capture.engine.robotsfetch import robots_step
 from osint_capture.lawful.rules import PageSignals, redact_url
+from osint_capture.lawful.static import signals_from_document
 
 __all__ = ["PAGE_STEPS", "Step", "run_page_steps"]
 
 _MAX_RETRY_AFTER = 30.0
 _MAX_429_ATTEMPTS = 3
 _WITHHELD_SKIP = "the page is a file kept in the WARC"
+# What Playwright says when Chromium shows its own page for an error status with no body.
+_EMPTY_ERROR = "ERR_HTTP_RESPONSE_CODE_FAILURE"
+_ACCESS_CHECK_TIME = 10.0
 
 
 @dataclass(frozen=True)
@@ -62,49 +67,25 @@ class Step:
 
 
 async def run_page_steps(run: PageRun) -> None:
-    """Run :data:`PAGE_STEPS` in order; raises Refused or CaptureFailed to stop."""
+    """Run :data:`PAGE_STEPS` in order; raises Refused or CaptureFailed to stop.
+
+    A crash of the browser stops the steps without raising: what was recorded until then
+    is kept, and the result says it crashed (``EngineResult.crash``) — never a refusal.
+    """
     for step in PAGE_STEPS:
+        if run.crashed is not None:
+            run.steps.record(step.name, "skipped", utc_now(), f"not run: {run.crashed}")
+            continue
         if step.renders and run.withheld:
             run.steps.record(step.name, "skipped", utc_now(), _WITHHELD_SKIP)
             continue
-        await step.run(run)
-
-
-# -- robots-txt ---------------------------------------------------------------------
-
-
-async def robots_step(run: PageRun) -> None:
-    """``robots-txt``: fetched and judged (rule 6); refuses only under --respect-robots."""
-    policy = run.rules.robots_policy
-    if policy is None:
-        return
-    t = utc_now()
-    parts = urlsplit(run.url)
-    robots_url = f"{parts.scheme}://{parts.netloc}/robots.txt"
-    text: str | None = None
-    status: int | None = None
-    result = run.result
-    try:
-        response = await run.page.goto(
-            robots_url, wait_until="commit", timeout=ms(min(10.0, run.clock.left(load=True)))
-        )
-        if response is not None:
-            status = response.status
-            body = await asyncio.wait_for(
-                response.body(), timeout=bound(run.clock, 10.0, load=True)
-            )
-            text = body.decode("utf-8", errors="replace") if status == 200 else None
-    except (PlaywrightError, TimeoutError) as exc:
-        result.robots = {"url": robots_url, "error": first_line(exc)}
-    verdict, refusal = policy(text, status, run.url)
-    result.robots = {"url": robots_url, "status": status, **result.robots, **verdict}
-    if text is not None:
-        result.robots["text"] = text
-    run.steps.record("robots-txt", "done", t, str(verdict.get("verdict", "")))
-    if refusal is not None:
-        raise Refused(
-            refusal, hint="captured without --respect-robots, robots.txt is informational"
-        )
+        try:
+            await step.run(run)
+        except (Refused, CaptureFailed):
+            if run.crashed is None:
+                raise
+    for finish in run.after_steps:
+        await finish()
 
 
 # -- navigate -----------------------------------------------------------------------
@@ -154,11 +135,19 @@ async def _load(run: PageRun, t: str, first_new: int) -> tuple[Exchange, bool]:
             ) from None
     except PlaywrightError as exc:
         wall = _main_document(run, first_new)
-        if wall is not None and wall.withheld and wall.body_size > 0:
-            # A large file kept whole in the WARC; the browser was deliberately not
-            # shown it, so its navigation "failed". Not a failed capture.
+        message = first_line(exc)
+        if wall is not None and wall.withheld:
+            # A file kept in the WARC; the browser was deliberately not shown it, so its
+            # navigation "failed". Not a failed capture.
             return wall, True
-        _navigation_failed(run, str(exc).splitlines()[0], wall, t)
+        if wall is not None and wall.status >= 400 and _EMPTY_ERROR in message:
+            # The server answered (a deleted post: 404 with an empty body) and Chromium
+            # shows its own error page for it: that answer is the evidence. The status
+            # rules still judge it (a bare 401 is a login wall).
+            _judge_status(run, wall, t)
+            run.result.browser_error_page = True
+            return wall, False
+        _navigation_failed(run, message, wall, t)
     current = _main_document(run, first_new)
     if current is None:
         run.steps.record("navigate", "failed", t, "no document was received")
@@ -166,15 +155,22 @@ async def _load(run: PageRun, t: str, first_new: int) -> tuple[Exchange, bool]:
     return current, False
 
 
+def _judge_status(run: PageRun, document: Exchange, t: str) -> None:
+    """The status-based access rules on a document the browser did not render."""
+    if run.rules.inspector is not None:
+        refusal = run.rules.inspector(_status_signals(document, run))
+        if refusal is not None:
+            run.steps.record("navigate", "failed", t, refusal)
+            raise Refused(refusal) from None
+
+
 def _navigation_failed(run: PageRun, message: str, wall: Exchange | None, t: str) -> None:
     """Raise what a failed navigation means: a refusal, a redirect loop, a failure."""
-    run.steps.record("navigate", "failed", t, message)
-    if wall is not None and run.rules.inspector is not None:
+    if wall is not None:
         # Chromium gives up on an auth challenge it cannot answer; the 401/407 that it
         # got is what the access rules judge.
-        refusal = run.rules.inspector(_status_signals(wall, run))
-        if refusal is not None:
-            raise Refused(refusal) from None
+        _judge_status(run, wall, t)
+    run.steps.record("navigate", "failed", t, message)
     if "ERR_TOO_MANY_REDIRECTS" in message:
         raise CaptureFailed(f"redirect loop at {run.url}") from None
     if "ERR_BLOCKED_BY_CLIENT" in message:
@@ -198,22 +194,21 @@ def _record_main(run: PageRun, main: Exchange, first_new: int, attempts: int, t:
             f"({main.body_size} bytes), not handed to the browser to keep memory bounded, "
             "so there is no screenshot, PDF or rendered text of it"
         )
-    result.redirect_chain = [
-        {
-            "url": redact_url(ex.url),
-            "status": ex.status,
-            "location": None if ex.location is None else redact_url(ex.location),
-        }
-        for ex in run.recorder.exchanges[first_new:]
-        if ex.network_id == main.network_id
-    ]
+    result.redirect_chain = _chain_of(
+        [ex for ex in run.recorder.exchanges[first_new:] if ex.network_id == main.network_id]
+    )
     result.http_status = main.status
     run.steps.record(
         "navigate",
         "done",
         t,
         f"HTTP {main.status} after {len(result.redirect_chain) - 1} redirect(s)"
-        + (f", {attempts - 1} retry after 429" if attempts > 1 else ""),
+        + (f", {attempts - 1} retry after 429" if attempts > 1 else "")
+        + (
+            "; the answer had no body, so the browser shows its own error page"
+            if result.browser_error_page
+            else ""
+        ),
     )
 
 
@@ -244,16 +239,7 @@ def _main_document(run: PageRun, first: int) -> Exchange | None:
 def _status_signals(document: Exchange, run: PageRun) -> PageSignals:
     """What the access rules can judge of a document the browser did not render."""
     chain = tuple(hop["url"] for hop in run.result.redirect_chain) or (document.url,)
-    return PageSignals(
-        url=document.url,
-        title="",
-        status=document.status,
-        redirect_chain=chain,
-        password_fields=0,
-        visible_text_length=0,
-        form_text="",
-        challenge_markers=(),
-    )
+    return PageSignals(url=document.url, title="", status=document.status, redirect_chain=chain)
 
 
 def _retry_after(exchange: Exchange) -> float | None:
@@ -274,45 +260,95 @@ def _retry_after(exchange: Exchange) -> float | None:
 
 
 async def access_step(run: PageRun) -> None:
-    """``access-check``: after the load event, rules 4 and 5 judge the page."""
+    """``access-check``: after the load event, rules 4 and 5 judge the page.
+
+    The page is read in an isolated world, where its scripts cannot hide a password box.
+    A page that moves itself on (a meta refresh, a script) is read again once it has
+    arrived. A page that cannot be read by the deadline is judged on its status and on
+    its document as the server sent it (:mod:`..lawful.static`); if neither shows a wall
+    it is kept as partial with the reason: a timeout is not a login wall.
+    """
     run.settle_started = utc_now()
-    run.load_fired = True
-    try:
-        await run.page.wait_for_load_state(
-            "load", timeout=ms(min(run.options.settle_timeout, run.clock.left(load=True)))
-        )
-    except PlaywrightError:  # includes the timeout: either way, no load event to wait for
-        run.load_fired = False
+    run.load_fired = await _wait_for_load(run)
     inspector = run.rules.inspector
     if inspector is None:
         return
     t = utc_now()
-    try:
-        raw = await asyncio.wait_for(run.page.evaluate(SIGNALS_JS), timeout=bound(run.clock, 10.0))
-    except (PlaywrightError, TimeoutError) as exc:
-        # Fail closed: a page that cannot be checked for a login wall or a challenge is
-        # not captured.
-        run.steps.record("access-check", "failed", t, first_line(exc))
-        raise Refused(
-            f"the page could not be checked for a login wall or a bot challenge "
-            f"({first_line(exc)})",
-            hint="lawful public-access rules 4 and 5 fail closed",
-        ) from None
-    signals = PageSignals(
-        url=run.page.url,
-        title=raw.get("title", ""),
+    deadline = time.monotonic() + bound(run.clock, _ACCESS_CHECK_TIME)
+    raw: dict[str, Any] | None = None
+    problem = "timed out"
+    while time.monotonic() < deadline and run.crashed is None:
+        try:
+            answer = await run.evaluate(
+                SIGNALS_JS, timeout=max(0.5, deadline - time.monotonic())
+            )
+        except (PageScriptError, TimeoutError) as exc:
+            problem = first_line(exc) if str(exc) else "timed out"
+            # Most often the page is moving on (a meta refresh): read it once it has.
+            await _wait_for_load(run, max(0.2, min(2.0, deadline - time.monotonic())))
+            continue
+        if isinstance(answer, dict):
+            raw = answer
+            break
+        problem = f"the page gave no answer ({type(answer).__name__})"
+    if raw is None:
+        if run.crashed is not None:
+            return
+        document = run.main or run.result.main_exchange
+        if document is not None:
+            # Judged on the HTML as the server sent it, every form counted as shown.
+            static = signals_from_document(
+                document.body_path,
+                url=document.url,
+                status=document.status,
+                redirect_chain=tuple(hop["url"] for hop in run.result.redirect_chain),
+            )
+            refusal = inspector(static)
+            if refusal is not None:
+                refusal += " (judged on the document as received: the page could not be read)"
+                run.steps.record("access-check", "failed", t, refusal)
+                raise Refused(refusal)
+        run.steps.record(
+            "access-check",
+            "partial",
+            t,
+            f"the page could not be read for a login wall or a bot challenge within "
+            f"{_ACCESS_CHECK_TIME:g} s ({problem}); judged on its HTTP status and the "
+            "document as received, which show none: review the renderings before relying "
+            "on this capture",
+        )
+        return
+    signals = PageSignals.from_page_script(
+        raw,
+        url=_shown_url(run),
         status=run.result.http_status,
         redirect_chain=tuple(hop["url"] for hop in run.result.redirect_chain),
-        password_fields=int(raw.get("passwordFields", 0)),
-        visible_text_length=int(raw.get("textLength", 0)),
-        form_text=str(raw.get("formText", "")),
-        challenge_markers=tuple(raw.get("markers", [])),
     )
     refusal = inspector(signals)
     if refusal is not None:
         run.steps.record("access-check", "failed", t, refusal)
         raise Refused(refusal)
     run.steps.record("access-check", "done", t, "public page: no login wall, no bot challenge")
+
+
+async def _wait_for_load(run: PageRun, cap: float | None = None) -> bool:
+    """Wait for the load event (bounded); whether it fired."""
+    seconds = min(run.options.settle_timeout, run.clock.left(load=True))
+    if cap is not None:
+        seconds = min(seconds, cap)
+    try:
+        await run.page.wait_for_load_state("load", timeout=ms(seconds))
+    except PlaywrightError:  # includes the timeout: either way, no load event to wait for
+        return False
+    return True
+
+
+def _shown_url(run: PageRun) -> str:
+    """The address of what the browser shows; for its own error page, the document's."""
+    url = run.page.url
+    if url.startswith("chrome-error:") and run.main is not None:
+        return run.main.url
+    return url
 
 
 async def settle_step(run: PageRun) -> None:
@@ -348,46 +384,97 @@ async def scroll_step(run: PageRun) -> None:
         await _scroll(run)
     finally:
         # Back to the top for the screenshot; a page that navigated away meanwhile is
-        # still rendered as it now is, and the steps say so.
-        with contextlib.suppress(PlaywrightError, TimeoutError):
-            await asyncio.wait_for(
-                run.page.evaluate("window.scrollTo(0, 0)"), timeout=bound(run.clock)
-            )
-        run.result.final_url = run.page.url
+        # still rendered as it now is, and the steps say so. Bounded on its own: a page
+        # looping on alert() must not make it wait out the capture.
+        with contextlib.suppress(PageScriptError, TimeoutError):
+            await run.evaluate("() => window.scrollTo(0, 0)", timeout=bound(run.clock, 5.0))
+        _shown_document(run)
+
+
+def _shown_document(run: PageRun) -> None:
+    """Make the result describe the document the renderings show.
+
+    A page may move itself on (a script, a meta refresh): its status, redirect chain and
+    the record the renderings refer to are then those of the document it arrived at, and
+    ``navigations`` lists every top-level document on the way.
+    """
+    result = run.result
+    first = run.main
+    if first is None:
+        result.final_url = _shown_url(run)
+        return
+    later: dict[str, list[Exchange]] = {}
+    for ex in run.recorder.exchanges[first.order + 1 :]:
+        if ex.resource_type == "Document" and ex.frame_id == first.frame_id:
+            later.setdefault(ex.network_id, []).append(ex)
+    first_hops = [
+        ex
+        for ex in run.recorder.exchanges[: first.order + 1]
+        if ex.network_id == first.network_id and ex.resource_type == "Document"
+    ]
+    navigations = [first_hops or [first], *later.values()]
+    result.navigations = [
+        {
+            "url": redact_url(hops[-1].url),
+            "status": hops[-1].status,
+            "redirect_chain": [redact_url(h.url) for h in hops],
+        }
+        for hops in navigations
+    ]
+    # The last document that became the page: one that never did (a download, a load
+    # cut short by the next) is on the way, not what the renderings show.
+    page_url = run.page.url.split("#", 1)[0]
+    shown_hops = next(
+        (hops for hops in reversed(navigations[1:]) if hops[-1].url.split("#", 1)[0] == page_url),
+        None,
+    )
+    if shown_hops is None:
+        result.final_url = _shown_url(run)
+        return
+    shown = shown_hops[-1]
+    result.main_exchange = shown
+    result.http_status = shown.status
+    result.redirect_chain = _chain_of(shown_hops)
+    result.final_url = shown.url
+
+
+def _chain_of(hops: list[Exchange]) -> list[dict[str, Any]]:
+    """A document's hops as ``redirect_chain`` records them."""
+    return [
+        {
+            "url": redact_url(ex.url),
+            "status": ex.status,
+            "location": None if ex.location is None else redact_url(ex.location),
+        }
+        for ex in hops
+    ]
 
 
 async def _scroll(run: PageRun) -> None:
-    page, clock, options = run.page, run.clock, run.options
+    clock, options = run.clock, run.options
     t = utc_now()
     rounds = stable = height = 0
     try:
         while rounds < options.max_scroll_rounds and clock.left(load=True) > 1.0:
             rounds += 1
             new_height = int(
-                await asyncio.wait_for(
-                    page.evaluate(SCROLL_JS, [60, 120]), timeout=max(1.0, clock.left(load=True))
-                )
+                await run.evaluate(SCROLL_JS, [60, 120], timeout=max(1.0, clock.left(load=True)))
             )
             await run.recorder.wait_quiet(
                 options.quiet_period, time.monotonic() + min(3.0, clock.left(load=True))
             )
-            bottom = int(
-                await asyncio.wait_for(page.evaluate(AT_BOTTOM_JS), timeout=bound(clock, 5.0))
-            )
+            bottom = int(await run.evaluate(AT_BOTTOM_JS, timeout=bound(clock, 5.0)))
             final_height = int(
-                await asyncio.wait_for(
-                    page.evaluate("document.documentElement.scrollHeight"),
-                    timeout=bound(clock, 5.0),
+                await run.evaluate(
+                    "() => document.documentElement.scrollHeight", timeout=bound(clock, 5.0)
                 )
             )
             stable = stable + 1 if final_height == new_height == height and bottom else 0
             height = final_height
             if stable >= 2:
                 break
-    except (PlaywrightError, TimeoutError) as exc:
-        run.steps.record(
-            "scroll", "failed", t, str(exc).splitlines()[0] if str(exc) else "timed out"
-        )
+    except (PageScriptError, TimeoutError, TypeError, ValueError) as exc:
+        run.steps.record("scroll", "failed", t, first_line(exc) if str(exc) else "timed out")
         return
     if stable >= 2:
         detail = f"page stopped growing at {height} px after {rounds} round(s)"
@@ -407,9 +494,11 @@ PAGE_STEPS: tuple[Step, ...] = (
     Step("access-check", access_step, renders=True),
     Step("settle", settle_step, renders=True),
     Step("scroll", scroll_step, renders=True),
-    Step("screenshot", screenshot_step, renders=True),
-    Step("pdf", pdf_step, renders=True),
+    # The DOM and text first: cheapest and most useful, and never starved by a slow
+    # screenshot of a huge page.
     Step("dom", dom_step, renders=True),
     Step("text", text_step, renders=True),
     Step("metadata", metadata_step, renders=False),
+    Step("screenshot", screenshot_step, renders=True),
+    Step("pdf", pdf_step, renders=True),
 )

@@ -16,7 +16,7 @@ from datetime import datetime
 from io import BytesIO
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
@@ -97,7 +97,10 @@ def _gzip_level(body: bytes | Path) -> int:
 
 
 def _status_line(status: int, text: str) -> str:
-    return f"{status} {text}".strip() if text else str(status)
+    # A status line is ASCII in the WARC (warcio writes it so); a reason phrase a server
+    # sent in another encoding is percent-encoded as UTF-8, as warcio does for headers.
+    safe = quote(text, safe="".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%"))
+    return f"{status} {safe}".strip() if text else str(status)
 
 
 class CaptureWarc:

@@ -13,10 +13,17 @@ explains them in plain words.
 3. Only public addresses: the target, every redirect hop and every sub-resource
    are checked after name resolution; a blocked sub-resource is logged and never
    fetched. ``--allow-private-network`` lifts this for lab and test use only.
-4. No login walls: HTTP 401/407, a redirect to a login page, or a page whose
-   main content is a password form.
-5. No bot challenges: reCAPTCHA, hCaptcha, Turnstile, "verify you are human"
-   interstitials stop the capture; nothing is solved or retried around.
+4. No login walls: HTTP 401/407, a redirect to a sign-in address, a password form
+   at a sign-in address, or a page whose main content is a password form (a visible
+   one outside the site's header, navigation, sidebars and footer, with under 400
+   characters of the page's own text beside it). A sign-in box in a corner of a
+   public page is not a wall.
+5. No bot challenges in front of the content: a challenge interstitial (Cloudflare's
+   markers or "Just a moment..." title), a visible reCAPTCHA, hCaptcha or Turnstile
+   widget with under 400 characters of the page's own text beside it, or the words
+   "verify you are human" and the like on a page that short. Nothing is solved or
+   retried around; an invisible widget, or one on a comment form under a public
+   article, is not a barrier.
 6. robots.txt is fetched and its verdict recorded; with ``--respect-robots`` a
    Disallow refuses the capture (:mod:`osint_capture.lawful.robots`).
 
@@ -42,8 +49,10 @@ from osint_capture.lawful.addresses import AddressVerdict, check_public, classif
 from osint_capture.lawful.robots import robots_verdict
 
 __all__ = [
+    "THIN_PAGE_TEXT",
     "AccessInspector",
     "AccessRecord",
+    "BarrierSeen",
     "PageRules",
     "PageSignals",
     "RequestGate",
@@ -55,24 +64,109 @@ __all__ = [
 ]
 
 _ALLOWED_SCHEMES = ("http", "https")
+# A path segment that names a sign-in page. Not any "session": a conference session
+# (/session/keynote-2026) is public; a sign-in form lives at sessions/new (Rails).
 _LOGIN_PATH = re.compile(
-    r"/(log-?in|sign-?in|signin|auth|account/login|accounts/login|session|sso|oauth)(/|\?|$|\.)",
+    r"/(log[-_]?in|log[-_]?on|sign[-_]?in|sign[-_]?on|auth|sessions?/new|sso|oauth2?)(/|$|\.)",
     re.IGNORECASE,
 )
+# With less of its own visible text than this beside a password form or a challenge,
+# a page is the form or the challenge, not a public page that happens to carry one.
+THIN_PAGE_TEXT = 400
+MAIN_CONTENT = "main content"
+_CHALLENGE_PHRASES = (
+    "verify you are human",
+    "are you a robot",
+    "checking your browser",
+    "checking if the site connection is secure",
+    "needs to review the security of your connection",
+    "complete the security check",
+    "prove you are human",
+)
+# Titles of challenge interstitials: the page is the challenge, whatever else it says.
+_INTERSTITIAL_TITLES = ("just a moment...", "attention required! | cloudflare")
+
+
+@dataclass(frozen=True)
+class BarrierSeen:
+    """A visible password form or challenge widget, and where on the page it stands."""
+
+    kind: str
+    """``password form``, ``reCAPTCHA``, ``hCaptcha`` or ``Turnstile``."""
+    place: str = MAIN_CONTENT
+    """``main content``, or the part of the site's chrome around it: ``header``,
+    ``navigation``, ``sidebar`` or ``footer``."""
+    password_fields: int = 0
+
+    @property
+    def in_main_content(self) -> bool:
+        return self.place == MAIN_CONTENT
+
+    def describe(self) -> str:
+        where = "in the main content" if self.in_main_content else f"in the page's {self.place}"
+        if self.kind == "password form":
+            fields = "" if self.password_fields <= 1 else f" ({self.password_fields} fields)"
+            return f"a password form{fields} {where}"
+        return f"a visible {self.kind} {where}"
 
 
 @dataclass(frozen=True)
 class PageSignals:
-    """What the lawful-access rules need to see of a loaded page."""
+    """What the lawful-access rules need to see of a loaded page.
+
+    Text lengths are of the text a visitor sees (``innerText``, trimmed). The page's
+    own text is what stands outside the site's chrome: its header, navigation,
+    sidebars and footer. A document the browser did not render has only the first four.
+    """
 
     url: str
     title: str
     status: int
     redirect_chain: tuple[str, ...]
-    password_fields: int
-    visible_text_length: int
-    form_text: str
-    challenge_markers: tuple[str, ...]
+    password_forms: tuple[BarrierSeen, ...] = ()
+    challenge_widgets: tuple[BarrierSeen, ...] = ()
+    interstitial_markers: tuple[str, ...] = ()
+    """Ids of challenge interstitials found on the page (``challenge-form`` …)."""
+    visible_text_length: int = 0
+    own_text_length: int = 0
+    """The page's own text: outside its header, navigation, sidebars and footer."""
+    text_beside_password_forms: int = 0
+    """The page's own text outside every visible password form (each counted once)."""
+    text_beside_challenges: int = 0
+    """The page's own text outside every visible challenge widget's form."""
+    text_sample: str = ""
+    """The start of the page's visible text, for the challenge phrases."""
+
+    @classmethod
+    def from_page_script(
+        cls, raw: dict[str, Any], *, url: str, status: int, redirect_chain: tuple[str, ...]
+    ) -> PageSignals:
+        """The signals from what ``SIGNALS_JS`` answered (a JSON object)."""
+
+        def barriers(key: str, kind_key: str | None) -> tuple[BarrierSeen, ...]:
+            return tuple(
+                BarrierSeen(
+                    kind=str(item[kind_key]) if kind_key else "password form",
+                    place=str(item.get("place", MAIN_CONTENT)),
+                    password_fields=int(item.get("fields", 0)),
+                )
+                for item in raw.get(key, [])
+            )
+
+        return cls(
+            url=url,
+            title=str(raw.get("title", "")),
+            status=status,
+            redirect_chain=redirect_chain,
+            password_forms=barriers("passwordForms", None),
+            challenge_widgets=barriers("widgets", "kind"),
+            interstitial_markers=tuple(str(m) for m in raw.get("markers", [])),
+            visible_text_length=int(raw.get("textLength", 0)),
+            own_text_length=int(raw.get("ownTextLength", 0)),
+            text_beside_password_forms=int(raw.get("besidePasswordForms", 0)),
+            text_beside_challenges=int(raw.get("besideChallenges", 0)),
+            text_sample=str(raw.get("textSample", "")),
+        )
 
 
 # Before a request leaves the browser: None to allow it, or (rule, reason) to block it;
@@ -257,8 +351,10 @@ class AccessRecord:
             "public addresses only, checked after DNS for the target, every redirect and every "
             "sub-resource"
             + (" — LIFTED by --allow-private-network" if self.allow_private_network else ""),
-            "no login walls (401/407, redirect to login, password form)",
-            "no bot challenges (reCAPTCHA, hCaptcha, Turnstile, verify-you-are-human)",
+            "no login walls (401/407, redirect to a sign-in address, a page whose main "
+            "content is a password form)",
+            "no bot challenges in front of the content (interstitial, or a visible reCAPTCHA, "
+            "hCaptcha, Turnstile or verify-you-are-human on a page with little else)",
             "robots.txt "
             + ("respected: Disallow refuses" if self.respect_robots else "recorded, informational"),
         ]
@@ -280,27 +376,74 @@ def _verdict_record(v: AddressVerdict) -> dict[str, Any]:
 
 
 def inspect_page(signals: PageSignals) -> str | None:
-    """Rules 4 and 5 for the page that loaded: a refusal reason, or None."""
+    """Rules 4 and 5 for the page that loaded: a refusal reason, or None.
+
+    Refused is what a member of the public cannot get past: an HTTP authentication
+    wall, a sign-in page, a challenge in front of the content. A sign-in box or a
+    CAPTCHA beside public content is captured with it.
+    """
+    url = signals.url
     if signals.status in (401, 407):
         kind = (
             "HTTP 401 Unauthorized"
             if signals.status == 401
             else "HTTP 407 Proxy Authentication Required"
         )
-        return f"login wall: {kind} at {signals.url}"
-    if signals.challenge_markers:
+        return f"login wall: {kind} at {url}"
+    challenge = _challenge_in_front(signals)
+    if challenge:
         return (
-            "bot challenge or CAPTCHA ("
-            + ", ".join(signals.challenge_markers)
-            + f") at {signals.url}; the tool never solves or works around one"
+            "bot challenge or CAPTCHA in front of the content ("
+            + "; ".join(challenge)
+            + f") at {url}; the tool never solves or works around one"
         )
+    at_sign_in_address = bool(_LOGIN_PATH.search(urlsplit(url).path or "/"))
     hops = signals.redirect_chain
-    if len(hops) > 1 and _LOGIN_PATH.search(urlsplit(signals.url).path or "/"):
-        return f"login wall: redirected from {hops[0]} to a login page {signals.url}"
-    if signals.password_fields > 0:
-        # A password box in a corner of a public page is fine; a page that is
-        # mostly a sign-in form is a wall.
-        non_form = signals.visible_text_length - len(signals.form_text.strip())
-        if non_form < 400 or _LOGIN_PATH.search(urlsplit(signals.url).path or "/"):
-            return f"login wall: the page's main content is a password form ({signals.url})"
+    if len(hops) > 1 and at_sign_in_address:
+        return f"login wall: redirected from {hops[0]} to a login page {url}"
+    forms = signals.password_forms
+    if not forms:
+        return None
+    if at_sign_in_address:
+        return f"login wall: {forms[0].describe()} at a sign-in address ({url})"
+    beside = signals.text_beside_password_forms
+    main = [f for f in forms if f.in_main_content]
+    if main and beside < THIN_PAGE_TEXT:
+        return (
+            f"login wall: the page's main content is a password form ({main[0].describe()}, "
+            f"{_chars(beside)} of the page's own text beside it, under {THIN_PAGE_TEXT}) "
+            f"at {url}"
+        )
+    if not main and signals.own_text_length == 0:
+        return (
+            f"login wall: the page shows nothing but a password form "
+            f"({forms[0].describe()}) at {url}"
+        )
     return None
+
+
+def _challenge_in_front(signals: PageSignals) -> list[str]:
+    """What shows a challenge stands in front of the content; empty when none does."""
+    found = [f"challenge interstitial #{marker}" for marker in signals.interstitial_markers]
+    title = signals.title.strip()
+    if title.lower() in _INTERSTITIAL_TITLES:
+        found.append(f'challenge interstitial titled "{title}"')
+    beside = signals.text_beside_challenges
+    for widget in signals.challenge_widgets:
+        if widget.in_main_content and beside < THIN_PAGE_TEXT:
+            found.append(
+                f"{widget.describe()}, {_chars(beside)} of the page's own text beside it, "
+                f"under {THIN_PAGE_TEXT}"
+            )
+        elif not widget.in_main_content and signals.own_text_length == 0:
+            found.append(f"{widget.describe()}, and no text of the page's own")
+    # The words alone are a challenge only on a page that short: an article about
+    # CAPTCHAs ("Are you a robot?") is not one, even in its title.
+    if signals.own_text_length < THIN_PAGE_TEXT:
+        sample = f"{title} {signals.text_sample}".lower()
+        found.extend(f'"{phrase}"' for phrase in _CHALLENGE_PHRASES if phrase in sample)
+    return found
+
+
+def _chars(n: int) -> str:
+    return f"{n} character" + ("" if n == 1 else "s")

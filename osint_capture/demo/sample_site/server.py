@@ -140,9 +140,42 @@ INDEX_LINKS: tuple[tuple[str, str], ...] = (
     ("/broken", "Connection closed without a response"),
     ("/user/dana", "Author profile"),
     ("/returning-visitor", "Sets a cookie and localStorage; says whether either came back"),
+    ("/robust/deleted", "A deleted post: 404 with an empty body"),
+    ("/robust/attachment", "A file served with Content-Disposition: attachment"),
+    ("/robust/document.pdf", "A direct link to a PDF"),
+    ("/robust/drip?seconds=25", "An article whose HTML drips in for N seconds"),
+    ("/robust/endless", "A document that never ends (?kind=bin: bytes)"),
+    ("/robust/endless-resource", "A page whose script fetches a body that never ends"),
+    ("/robust/okay-status", "A page answered with the status line 200 Ökay"),
+    ("/robust/metadata?depth=5000", "JSON-LD nested N deep (?override=json|attr: built-ins)"),
+    ("/robust/huge-dom?n=200000", "A page of N elements"),
+    ("/robust/alert-loop", "A page calling alert() every 20 ms"),
+    ("/robust/moves?how=script", "Moves itself to /robust/arrived (?how=meta: 0 s refresh)"),
+    ("/robust/out-of-memory", "Makes the browser's renderer run out of memory and crash"),
+    ("/robust/stuck", "Hangs the browser once drawn (?page=sign-in: a sign-in page that does)"),
 )
 
 _Query = dict[str, list[str]]
+
+DRIP_FIRST = "The first paragraph of the slow article arrived at once."
+DRIP_LAST = "The last paragraph of the slow article arrived at the end."
+ENDLESS_RESOURCE_TEXT = "This page's script fetches a body that never ends."
+HOSTILE_TITLE = "A post with hostile metadata"
+HUGE_DOM_TEXT = "A page of very many elements."
+ALERT_LOOP_TEXT = "A page that calls alert() over and over."
+ARRIVED_TEXT = "The page the browser was moved on to."
+CRASH_TEXT = "A page that makes the browser's renderer run out of memory."
+STUCK_TEXT = "This public article's script hangs the browser as it loads. "
+# A one-page PDF saying "A direct PDF link" (test data, not a report).
+_MINIMAL_PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 300 144]/Contents 4 0 R"
+    b"/Resources<</Font<</F1 5 0 R>>>>>>endobj\n"
+    b"4 0 obj<</Length 44>>stream\nBT /F1 18 Tf 20 70 Td (A direct PDF link) Tj ET\n"
+    b"endstream endobj\n5 0 obj<</Type/Font/Subtype/Type1/BaseFont/Helvetica>>endobj\n"
+    b"trailer<</Root 1 0 R>>\n%%EOF\n"
+)
 
 
 def _published(minutes_after_post: int) -> str:
@@ -822,6 +855,7 @@ class _Server(ThreadingHTTPServer):
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._rate_limited_once = False
+        self.robots: tuple[int, bytes] | None = None
         super().__init__(address, _Handler)
 
     def server_bind(self) -> None:
@@ -1229,7 +1263,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._post(query)
 
     def _robots(self, query: _Query) -> None:
-        self._send(HTTPStatus.OK, ROBOTS_TXT.encode("ascii"), "text/plain; charset=utf-8")
+        answer = self.server.robots
+        if answer is None:
+            self._send(HTTPStatus.OK, ROBOTS_TXT.encode("ascii"), "text/plain; charset=utf-8")
+            return
+        status, body = answer
+        self._send(status, body, "text/plain; charset=utf-8")
 
     def _nocrawl(self, query: _Query) -> None:
         self._send(
@@ -1303,6 +1342,453 @@ class _Handler(BaseHTTPRequestHandler):
         # Not a single byte: the client sees the connection close (ERR_EMPTY_RESPONSE).
         self.close_connection = True
 
+    # -------------------------------------------------------------------- capture robustness pages
+
+    def _deleted(self, query: _Query) -> None:
+        # A deleted post as many servers answer it: 404 and not a byte of body.
+        self._start(HTTPStatus.NOT_FOUND, None, [("Content-Length", "0")])
+        self.end_headers()
+
+    def _attachment(self, query: _Query) -> None:
+        body = b"name,last seen\nJordan Avery,Pine St station\n"
+        self._send(
+            HTTPStatus.OK,
+            body,
+            "text/csv",
+            headers=[("Content-Disposition", 'attachment; filename="sightings.csv"')],
+        )
+
+    def _pdf_document(self, query: _Query) -> None:
+        self._send(HTTPStatus.OK, _MINIMAL_PDF, "application/pdf")
+
+    def _drip(self, query: _Query) -> None:
+        """An article whose HTML arrives a paragraph a second for ``?seconds=N``."""
+        seconds = self._int_param(query, "seconds", 25) or 25
+        self._start(HTTPStatus.OK, _HTML, [("Transfer-Encoding", "chunked")])
+        self.end_headers()
+
+        def chunk(data: bytes) -> None:
+            self.wfile.write(f"{len(data):X}\r\n".encode("ascii") + data + b"\r\n")
+            self.wfile.flush()
+
+        chunk(
+            b"<!doctype html><html><head><title>Slow article</title></head><body>"
+            b"<h1>Slow article</h1><p>" + DRIP_FIRST.encode() + b"</p>" + b" " * 2048
+        )
+        for i in range(min(seconds, int(_HOLD_CAP_SECONDS))):
+            if self._hold(1.0):
+                self.close_connection = True
+                return
+            chunk(f"<p>Paragraph {i + 1} of the slow article.</p>".encode())
+        chunk(b"<p>" + DRIP_LAST.encode() + b"</p></body></html>")
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _endless(self, query: _Query) -> None:
+        """A body that never ends (HTML, or bytes with ``?kind=bin``), as fast as it goes."""
+        binary = query.get("kind", [""])[0] == "bin"
+        self._start(
+            HTTPStatus.OK,
+            "application/octet-stream" if binary else _HTML,
+            [("Transfer-Encoding", "chunked")],
+        )
+        self.end_headers()
+        block = b"\0" * 65536 if binary else b"<p>" + b"more " * 13100 + b"</p>\n"
+        frame = f"{len(block):X}\r\n".encode("ascii") + block + b"\r\n"
+        if not binary:
+            head = b"<!doctype html><title>Endless</title>"
+            self.wfile.write(f"{len(head):X}\r\n".encode("ascii") + head + b"\r\n")
+        deadline = time.monotonic() + _HOLD_CAP_SECONDS
+        while time.monotonic() < deadline and not self.server.stopping.is_set():
+            self.wfile.write(frame)
+        self.close_connection = True
+
+    def _endless_resource_page(self, query: _Query) -> None:
+        self._send(
+            HTTPStatus.OK,
+            _simple_page(
+                "Endless resource",
+                ENDLESS_RESOURCE_TEXT,
+                extra="<script>fetch('/robust/endless?kind=bin').then(r => r.arrayBuffer())"
+                ".catch(() => {});</script>\n",
+            ),
+        )
+
+    def _okay_status(self, query: _Query) -> None:
+        # http.server writes the reason phrase as Latin-1: "Ökay" goes out as 0xD6 'kay'.
+        body = _simple_page("Odd status line", "A page whose status line reads 200 Ökay.")
+        self.send_response(HTTPStatus.OK, "Ökay")
+        self.send_header("Content-Type", _HTML)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _hostile_metadata(self, query: _Query) -> None:
+        """Metadata built to break a reader: deep JSON-LD, overridden built-ins."""
+        depth = self._int_param(query, "depth", 0) or 0
+        override = query.get("override", [""])[0]
+        nested = '{"@type":"Thing","name":"deep"' + ',"about":{"@type":"Thing"' * depth
+        nested += "}" * depth + "}"
+        scripts = {
+            "json": "JSON.parse = function parse(t) { return JSON.parse(t); };",
+            "attr": "Element.prototype.getAttribute = function () { return {}; };",
+        }.get(override, "")
+        ld = json.dumps(
+            {
+                "@context": "https://schema.org",
+                "@type": "SocialMediaPosting",
+                "author": {"@type": "Person", "name": POST_AUTHOR},
+                "datePublished": POST_PUBLISHED,
+            }
+        )
+        head = (
+            f'<meta property="og:title" content="{_e(HOSTILE_TITLE)}">\n'
+            f'<script type="application/ld+json">{ld}</script>\n'
+            f'<script type="application/ld+json">{nested}</script>\n'
+            f"<script>{scripts}</script>\n"
+        )
+        self._send(HTTPStatus.OK, _simple_page(HOSTILE_TITLE, "Hostile metadata.", head=head))
+
+    def _huge_dom(self, query: _Query) -> None:
+        count = min(self._int_param(query, "n", 200000) or 200000, 500000)
+        cells = "".join(f"<span>{i} </span>" for i in range(count))
+        self._send(
+            HTTPStatus.OK,
+            _simple_page("Huge DOM", HUGE_DOM_TEXT, extra=f"<div>{cells}</div>\n"),
+        )
+
+    def _alert_loop(self, query: _Query) -> None:
+        script = "<script>setInterval(() => alert('You have won!'), 20);</script>\n"
+        self._send(HTTPStatus.OK, _simple_page("Alert loop", ALERT_LOOP_TEXT, extra=script))
+
+    def _moves_itself(self, query: _Query) -> None:
+        """A page that moves the browser to /robust/arrived: by script or meta refresh."""
+        how = query.get("how", ["script"])[0]
+        if how == "meta":
+            head = '<meta http-equiv="refresh" content="0; url=/robust/arrived">\n'
+            extra = ""
+        else:
+            head = ""
+            extra = (
+                "<script>window.addEventListener('load', () => "
+                "setTimeout(() => { location.href = '/robust/arrived'; }, 200));</script>\n"
+            )
+        self._send(
+            HTTPStatus.OK, _simple_page("Moving on", "This page moves on.", head=head, extra=extra)
+        )
+
+    def _out_of_memory(self, query: _Query) -> None:
+        # The renderer runs out of memory (Chromium's "Aw, Snap!") some seconds in.
+        script = (
+            "<script>setTimeout(() => { const hoard = []; "
+            "while (true) hoard.push(new Array(1e6).fill(Math.random())); }, 500);</script>\n"
+        )
+        self._send(HTTPStatus.OK, _simple_page("Out of memory", CRASH_TEXT, extra=script))
+
+    def _stuck(self, query: _Query) -> None:
+        """A page whose script hangs the browser as it loads: nothing can read it.
+        ``?page=sign-in``: a sign-in page; otherwise a public article."""
+        hang = "<script>while (true) {}</script>\n"
+        if query.get("page", [""])[0] == "sign-in":
+            body = (
+                '<section class="card">\n<h1>Sign in to Sample Social</h1>\n'
+                '<form class="login" method="post" action="/login">\n'
+                '<label>Username <input name="username"></label>\n'
+                '<label>Password <input type="password" name="password"></label>\n'
+                '<button type="submit">Sign in</button>\n</form>\n</section>\n' + hang
+            )
+            self._send(HTTPStatus.OK, _page("Sign in · Sample Social", body))
+            return
+        self._send(HTTPStatus.OK, _simple_page("A stuck article", STUCK_TEXT * 8, extra=hang))
+
+    def _arrived(self, query: _Query) -> None:
+        self._send(HTTPStatus.OK, _simple_page("Arrived", ARRIVED_TEXT))
+
+    # -------------------------------------------------------------------- access-rule table pages
+    # One page per row of the lawful-access table (tests/test_access_table.py): public
+    # pages the rules once refused wrongly, and walls and challenges they must refuse.
+
+    _ACCESS_ARTICLE = (
+        "The council voted on Tuesday night to keep the Pine St footbridge open through the "
+        "winter, after more than two hundred residents wrote in to oppose its closure. "
+        "Engineers will inspect the deck every month instead, and the bridge will close only "
+        "in freezing rain. Councillor Ruth Adeyemi said the crossing is the only safe route "
+        "to the station for the families on the east side, and that the repairs planned for "
+        "spring will go ahead as budgeted."
+    )
+    _ACCESS_FOOTER = (
+        "About · Help Center · Terms of Service · Privacy Policy · Cookie Policy · "
+        "Accessibility · Ads info · Blog · Status · Careers · Brand Resources · Advertising · "
+        "Marketing · Sample Social for Business · Developers · Directory · Settings · "
+        "Press · Safety · Transparency Center · Community Guidelines · Law enforcement "
+        "guidelines · Sitemap · Language: English · Français · Deutsch · Español · "
+        "Português · العربية · 日本語 · 한국어 · © 2026 Sample Social, Inc. All rights "
+        "reserved. Sample Social is a fixture site: none of these links goes anywhere."
+    )
+    _ACCESS_SIGN_IN_FORM = (
+        '<form class="login" method="post" action="/login">\n'
+        '<label>Username <input name="username" autocomplete="username"></label>\n'
+        '<label>Password <input type="password" name="password" '
+        'autocomplete="current-password"></label>\n'
+        '<button type="submit">Sign in</button>\n</form>\n'
+    )
+
+    @staticmethod
+    def _framed_page(title: str, *, header: str, main: str, footer: str, head: str = "") -> bytes:
+        """A page with the site's header and footer beside its main content, not in it."""
+        return (
+            '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f'<title>{_e(title)}</title>\n<link rel="stylesheet" href="/static/style.css">\n'
+            f'{head}</head>\n<body>\n<header class="site-header">{header}</header>\n'
+            f"<main>\n{main}\n</main>\n<footer><p>{footer}</p></footer>\n</body>\n</html>\n"
+        ).encode()
+
+    def _access_comment_form(self, widget: str) -> str:
+        return (
+            '<section class="comments">\n<h2>Comments</h2>\n'
+            '<form method="post" action="/comments">\n'
+            '<label>Your comment <textarea name="comment"></textarea></label>\n'
+            f"{widget}\n</form>\n</section>\n"
+        )
+
+    def _access_invisible_recaptcha(self, query: _Query) -> None:
+        # A short post, so that were either widget counted it would stand in front of
+        # it: one hidden (display:none), one reCAPTCHA v2 invisible as sites use it
+        # (data-size=invisible, bound to the form's button, and the corner badge
+        # Google's script draws; a local stand-in, so no request leaves).
+        comment = self._access_comment_form(
+            '<div class="g-recaptcha" data-sitekey="test" style="display:none"></div>\n'
+            '<button type="submit">Post comment</button>'
+        )
+        report = (
+            '<form method="post" action="/report">\n'
+            '<div class="g-recaptcha" data-sitekey="test" data-size="invisible"></div>\n'
+            '<button class="g-recaptcha" data-sitekey="test" data-callback="onSubmit">'
+            "Report this post</button>\n</form>\n"
+            '<div class="grecaptcha-badge" style="position:fixed;bottom:14px;right:0;'
+            'width:256px;height:60px"><iframe title="reCAPTCHA" width="256" height="60" '
+            'srcdoc="protected by reCAPTCHA"></iframe></div>\n'
+        )
+        self._send(
+            HTTPStatus.OK,
+            _simple_page(
+                "Road closed at Pine St",
+                "Pine St is closed between 5th and 7th until Friday; buses divert via Elm Ave.",
+                head='<script src="/recaptcha/api.js" async defer></script>\n',
+                extra=comment + report,
+            ),
+        )
+
+    def _access_signup_sidebar(self, query: _Query) -> None:
+        # A password and its confirmation in one form: counted once, so the article's
+        # text beside it stays over the threshold (it was subtracted once per field).
+        sidebar = (
+            '<div class="sidebar card">\n<h2>Join Sample Social</h2>\n'
+            '<form method="post" action="/signup">\n'
+            '<label>Email <input type="email" name="email"></label>\n'
+            '<label>Password <input type="password" name="password"></label>\n'
+            '<label>Confirm password <input type="password" name="confirm"></label>\n'
+            "<p>By creating an account you agree to the Terms of Service and the Privacy "
+            "Policy, including the use of cookies.</p>\n"
+            '<button type="submit">Create account</button>\n</form>\n</div>\n'
+        )
+        self._send(
+            HTTPStatus.OK,
+            _simple_page("Footbridge stays open", self._ACCESS_ARTICLE, extra=sidebar),
+        )
+
+    def _access_header_login(self, query: _Query) -> None:
+        header = (
+            '<a href="/" style="color:inherit;text-decoration:none">Sample Social</a>\n'
+            f"{self._ACCESS_SIGN_IN_FORM}"
+        )
+        post = (
+            '<article class="post">\n<h1>Dana Whitfield</h1>\n'
+            "<p>Jordan is home safe. Thank you all for sharing. 💙</p>\n</article>"
+        )
+        self._send(
+            HTTPStatus.OK,
+            self._framed_page(
+                "Dana Whitfield on Sample Social", header=header, main=post, footer="© 2026"
+            ),
+        )
+
+    def _access_comment_recaptcha(self, query: _Query) -> None:
+        form = self._access_comment_form(
+            '<div class="g-recaptcha" data-sitekey="test"></div>\n'
+            '<button type="submit">Post comment</button>'
+        )
+        self._send(
+            HTTPStatus.OK,
+            _simple_page(
+                "Footbridge stays open",
+                self._ACCESS_ARTICLE,
+                head='<script src="/recaptcha/api.js" async defer></script>\n',
+                extra=form,
+            ),
+        )
+
+    def _access_robot_article(self, query: _Query) -> None:
+        text = (
+            "“Are you a robot?” It is the question millions of people answer every day by "
+            "ticking a box or picking out traffic lights. Researchers at the university found "
+            "that the checks now take the average person nine seconds, and that bots pass "
+            "them more often than people do. Sites still ask visitors to verify you are "
+            "human, they say, because the checks measure far more than the click: how the "
+            "mouse moved, how long the page was open, what the browser says about itself. "
+            "The team recommends that public services offer a way through that needs no "
+            "puzzle at all."
+        )
+        self._send(
+            HTTPStatus.OK, _simple_page("Are you a robot? The checkbox that watches you", text)
+        )
+
+    def _access_talk(self, query: _Query) -> None:
+        self._redirect(HTTPStatus.FOUND, "/access/session/keynote-2026")
+
+    def _access_session_keynote(self, query: _Query) -> None:
+        self._send(
+            HTTPStatus.OK,
+            _simple_page(
+                "Keynote: Open-source evidence in court (OSINT Summit 2026)",
+                "Thursday 9:00, Hall A. How public posts become admissible evidence: "
+                "capture, custody and disclosure, with a panel of prosecutors and examiners.",
+            ),
+        )
+
+    def _access_meta_refresh(self, query: _Query) -> None:
+        self._send(
+            HTTPStatus.OK,
+            _simple_page(
+                "Moved",
+                "This post has moved.",
+                head='<meta http-equiv="refresh" content="0; url=/access/meta-refresh/post">\n',
+            ),
+        )
+
+    def _access_meta_refresh_post(self, query: _Query) -> None:
+        self._send(HTTPStatus.OK, _simple_page("Footbridge stays open", self._ACCESS_ARTICLE))
+
+    def _access_popups(self, query: _Query) -> None:
+        if "ad" in query:
+            self._send(HTTPStatus.OK, _simple_page("Advertisement", "You have won a prize."))
+            return
+        script = (
+            "<script>\naddEventListener('load', () => {\n"
+            "  for (let i = 0; i < 500; i++) window.open('/access/popups?ad=' + i, '_blank');\n"
+            "});\n</script>\n"
+        )
+        self._send(
+            HTTPStatus.OK,
+            _simple_page("Footbridge stays open", self._ACCESS_ARTICLE, extra=script),
+        )
+
+    def _access_login_page(self, query: _Query) -> None:
+        # A real sign-in page is framed by the site's header and a long footer: their
+        # text is not the page's own, so they do not make it a public page.
+        header = (
+            '<a href="/" style="color:inherit;text-decoration:none">Sample Social</a>\n'
+            '<nav><a href="/explore">Explore</a> · <a href="/about">About</a> · '
+            '<a href="/signup">Sign up</a></nav>'
+        )
+        main = (
+            '<section class="card">\n<h1>Log in to Sample Social</h1>\n'
+            f"{self._ACCESS_SIGN_IN_FORM}"
+            '<p><a href="/reset">Forgot your password?</a> · '
+            '<a href="/signup">Create an account</a></p>\n</section>'
+        )
+        self._send(
+            HTTPStatus.OK,
+            self._framed_page(
+                "Log in · Sample Social", header=header, main=main, footer=self._ACCESS_FOOTER
+            ),
+        )
+
+    def _access_cloudflare(self, query: _Query) -> None:
+        # Cloudflare's current interstitial: its title and element ids, no widget yet.
+        body = (
+            '<div class="main-wrapper" role="main">\n<h1>sample.example</h1>\n'
+            '<h2 id="challenge-running">Checking if the site connection is secure</h2>\n'
+            "<p>sample.example needs to review the security of your connection before "
+            "proceeding.</p>\n</div>\n"
+            "<footer><p>Ray ID: 8a1f2c3d4e5f6a7b · Performance &amp; security by Cloudflare"
+            "</p></footer>"
+        )
+        self._send(
+            HTTPStatus.FORBIDDEN,
+            _page("Just a moment...", body, header=False),
+            headers=[("cf-mitigated", "challenge")],
+        )
+
+    def _access_captcha_gate(self, query: _Query) -> None:
+        main = (
+            '<section class="card challenge">\n<h1>Before you continue</h1>\n'
+            "<p>Tick the box to see this post.</p>\n"
+            '<form method="post" action="/access/captcha-gate">\n'
+            '<div class="g-recaptcha" data-sitekey="test"></div>\n'
+            '<button type="submit">Continue</button>\n</form>\n</section>'
+        )
+        self._send(
+            HTTPStatus.OK,
+            self._framed_page(
+                "Sample Social",
+                header="Sample Social",
+                main=main,
+                footer=self._ACCESS_FOOTER,
+                head='<script src="/recaptcha/api.js" async defer></script>\n',
+            ),
+        )
+
+    def _access_members_only(self, query: _Query) -> None:
+        self._redirect(HTTPStatus.FOUND, "/access/sessions/new?return_to=/access/members-only")
+
+    def _access_sessions_new(self, query: _Query) -> None:
+        self._send(
+            HTTPStatus.OK,
+            _page(
+                "Sign in · Sample Social",
+                '<section class="card">\n<h1>Sign in to continue</h1>\n'
+                f"{self._ACCESS_SIGN_IN_FORM}</section>",
+            ),
+        )
+
+    def _access_hidden_sign_in(self, query: _Query) -> None:
+        # A sign-in page whose script makes the page's own DOM calls deny its password
+        # box and claim a long text: only a check the page cannot reach sees the wall.
+        script = (
+            "<script>\n(() => {\n"
+            "  const isPassword = (el) => el instanceof HTMLInputElement && "
+            "el.getAttribute('type') === 'password';\n"
+            "  const hide = (list) => [...list].filter((el) => !isPassword(el));\n"
+            "  for (const proto of [Document.prototype, Element.prototype]) {\n"
+            "    const all = proto.querySelectorAll;\n"
+            "    proto.querySelectorAll = function (s) { return hide(all.call(this, s)); };\n"
+            "    proto.querySelector = function (s) {\n"
+            "      return hide(all.call(this, s))[0] || null;\n    };\n"
+            "  }\n"
+            "  const rects = Element.prototype.getClientRects;\n"
+            "  Element.prototype.getClientRects = function () {\n"
+            "    return isPassword(this) ? [] : rects.call(this);\n  };\n"
+            "  const box = Element.prototype.getBoundingClientRect;\n"
+            "  Element.prototype.getBoundingClientRect = function () {\n"
+            "    return isPassword(this) ? new DOMRect(0, 0, 0, 0) : box.call(this);\n  };\n"
+            "  Element.prototype.checkVisibility = function () { return !isPassword(this); };\n"
+            "  for (const name of ['offsetWidth', 'offsetHeight']) {\n"
+            "    Object.defineProperty(HTMLElement.prototype, name, {get() { return 0; }});\n"
+            "  }\n"
+            "  Object.defineProperty(HTMLElement.prototype, 'innerText', {\n"
+            "    get() { return 'A long public post. '.repeat(300); }\n  });\n"
+            "})();\n</script>\n"
+        )
+        self._send(
+            HTTPStatus.OK,
+            _page(
+                "Sign in · Sample Social",
+                '<section class="card">\n<h1>Sign in to Sample Social</h1>\n'
+                f"{self._ACCESS_SIGN_IN_FORM}</section>",
+                head=script,
+            ),
+        )
+
 
 _Route = Callable[[_Handler, _Query], None]
 
@@ -1367,6 +1853,44 @@ _ROUTES: dict[str, _Route] = {
 }
 _ROUTES.update({f"/static/{name}": _Handler._static for name in _STATIC_TYPES})
 _ROUTES.update({path: _Handler._image_file for path in _IMAGES})
+_ROUTES.update(
+    {
+        "/robust/deleted": _Handler._deleted,
+        "/robust/attachment": _Handler._attachment,
+        "/robust/document.pdf": _Handler._pdf_document,
+        "/robust/drip": _Handler._drip,
+        "/robust/endless": _Handler._endless,
+        "/robust/endless-resource": _Handler._endless_resource_page,
+        "/robust/okay-status": _Handler._okay_status,
+        "/robust/metadata": _Handler._hostile_metadata,
+        "/robust/huge-dom": _Handler._huge_dom,
+        "/robust/alert-loop": _Handler._alert_loop,
+        "/robust/moves": _Handler._moves_itself,
+        "/robust/arrived": _Handler._arrived,
+        "/robust/out-of-memory": _Handler._out_of_memory,
+        "/robust/stuck": _Handler._stuck,
+    }
+)
+_ROUTES.update(
+    {
+        "/access/invisible-recaptcha": _Handler._access_invisible_recaptcha,
+        "/access/signup-sidebar": _Handler._access_signup_sidebar,
+        "/access/header-login": _Handler._access_header_login,
+        "/access/comment-recaptcha": _Handler._access_comment_recaptcha,
+        "/access/robot-article": _Handler._access_robot_article,
+        "/access/talk": _Handler._access_talk,
+        "/access/session/keynote-2026": _Handler._access_session_keynote,
+        "/access/meta-refresh": _Handler._access_meta_refresh,
+        "/access/meta-refresh/post": _Handler._access_meta_refresh_post,
+        "/access/popups": _Handler._access_popups,
+        "/access/login-page": _Handler._access_login_page,
+        "/access/cloudflare": _Handler._access_cloudflare,
+        "/access/captcha-gate": _Handler._access_captcha_gate,
+        "/access/members-only": _Handler._access_members_only,
+        "/access/sessions/new": _Handler._access_sessions_new,
+        "/access/hidden-sign-in": _Handler._access_hidden_sign_in,
+    }
+)
 _POST_ROUTES: frozenset[_Route] = frozenset({_Handler._login})
 
 
@@ -1379,8 +1903,15 @@ class SampleSite:
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, tls: ssl.SSLContext | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        tls: ssl.SSLContext | None = None,
+        robots: tuple[int, bytes] | None = None,
     ) -> None:
+        """``robots``: the (status, body) ``/robots.txt`` answers, instead of ROBOTS_TXT."""
+        self._robots = robots
         self._host = host
         self._port = port
         self._tls = tls
@@ -1394,6 +1925,7 @@ class SampleSite:
         if self._server is not None or self._stopped:
             raise RuntimeError("a SampleSite can be started only once")
         server = _Server((self._host, self._port), tls=self._tls, log=self._log)
+        server.robots = self._robots
         self._bound_port = int(server.server_address[1])
         server.base_url = self.base_url
         self._server = server

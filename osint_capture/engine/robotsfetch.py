@@ -1,0 +1,199 @@
+"""The ``robots-txt`` step: the host's robots.txt, fetched beside the page, never in it.
+
+It is fetched by the browser (so it is in the WARC, with the headers it came with), but
+in a browser context of its own: the page's navigation is never shared or disturbed by
+it (an empty 404 makes Chromium show its own error page, a navigation of its own), and
+no cookie it sets reaches the page. Its verdict follows RFC 9309 (:mod:`..lawful.robots`)
+and never by itself makes an item partial: what it could not fetch is recorded as such.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from playwright.async_api import BrowserContext
+from playwright.async_api import Error as PlaywrightError
+
+from chain_of_custody.errors import Refused
+from chain_of_custody.timeutil import utc_now
+from osint_capture.engine.exchange import Exchange
+from osint_capture.engine.model import Clock
+from osint_capture.engine.pagerun import PageRun, first_line, ms
+from osint_capture.engine.recorder import Recorder
+from osint_capture.lawful.rules import RequestGate, RobotsPolicy
+
+__all__ = ["ROBOTS_PARSE_LIMIT", "RobotsAnswer", "robots_step", "start_robots_fetch"]
+
+# RFC 9309 2.5: a crawler must parse at least the first 500 KiB; that much is read.
+ROBOTS_PARSE_LIMIT = 500 * 1024
+# What is kept of a robots.txt in the WARC: a little past the parsing limit.
+_ROBOTS_KEEP = 1 << 20
+_ROBOTS_TIME = 10.0
+
+
+@dataclass(frozen=True)
+class RobotsAnswer:
+    """What the robots.txt fetch got: its status and text (if 200), an error, its exchanges."""
+
+    url: str
+    status: int | None
+    text: str | None
+    error: str | None
+    exchanges: tuple[Exchange, ...]
+    ended: str = field(default_factory=utc_now)
+
+
+def start_robots_fetch(
+    new_context: Callable[[], Awaitable[BrowserContext]],
+    url: str,
+    work_dir: Path,
+    gate: RequestGate | None,
+    clock: Clock,
+) -> asyncio.Task[RobotsAnswer]:
+    """Fetch ``url``'s robots.txt beside the page, starting now.
+
+    Started with the capture, so that its browser context is made while the page's is;
+    the ``robots-txt`` step takes the answer (and, without --respect-robots, need not
+    wait for it before the page loads).
+    """
+    parts = urlsplit(url)
+    robots_url = f"{parts.scheme}://{parts.netloc}/robots.txt"
+    return asyncio.ensure_future(_fetch(new_context, robots_url, work_dir, gate, clock))
+
+
+async def robots_step(run: PageRun) -> None:
+    """``robots-txt``: fetched and judged (rule 6); refuses only under --respect-robots.
+
+    Without --respect-robots the verdict is information only, so the page does not wait
+    for it: the step is recorded (in its place, second) once the answer is in.
+    """
+    policy = run.rules.robots_policy
+    fetch = run.robots_fetch
+    if policy is None or fetch is None:
+        return
+    t = utc_now()
+    if run.options.respect_robots or fetch.done():
+        await _judge(run, policy, fetch, t)
+    else:
+        run.after_steps.append(lambda: _judge(run, policy, fetch, t, position=1))
+
+
+async def _judge(
+    run: PageRun,
+    policy: RobotsPolicy,
+    fetch: asyncio.Task[RobotsAnswer],
+    t: str,
+    position: int | None = None,
+) -> None:
+    answer = await fetch
+    run.aside_exchanges.extend(answer.exchanges)
+    verdict, refusal = policy(answer.text, answer.status, run.url)
+    record: dict[str, object] = {"url": answer.url, "status": answer.status}
+    if answer.error is not None:
+        record["error"] = answer.error
+    run.result.robots = {**record, **verdict}
+    if answer.text is not None:
+        run.result.robots["text"] = answer.text
+        if len(answer.text.encode("utf-8", errors="replace")) >= ROBOTS_PARSE_LIMIT:
+            run.result.robots["parsed"] = (
+                f"the first {ROBOTS_PARSE_LIMIT // 1024} KiB (RFC 9309 2.5); the rest not read"
+            )
+    run.steps.record(
+        "robots-txt",
+        "done",
+        t,
+        str(verdict.get("verdict", "")),
+        position=position,
+        ended=answer.ended,
+    )
+    if refusal is not None:
+        raise Refused(
+            refusal, hint="captured without --respect-robots, robots.txt is informational"
+        )
+
+
+async def _fetch(
+    new_context: Callable[[], Awaitable[BrowserContext]],
+    robots_url: str,
+    work_dir: Path,
+    gate: RequestGate | None,
+    clock: Clock,
+) -> RobotsAnswer:
+    """robots.txt, in a browser context of its own."""
+    seconds = min(_ROBOTS_TIME, clock.left(load=True))
+    context = await new_context()
+    error: str | None = None
+    try:
+        page = await context.new_page()
+        cdp = await context.new_cdp_session(page)
+        recorder = Recorder(
+            cdp, work_dir / ".bodies" / "robots", size_limit=_ROBOTS_KEEP, gate=gate
+        )
+        await recorder.start()
+        try:
+            try:
+                await page.goto(robots_url, wait_until="commit", timeout=ms(seconds))
+            except PlaywrightError as exc:
+                # An empty 4xx/5xx shows Chromium's error page: the status is still known.
+                error = first_line(exc)
+            await _wait_for_body(recorder, time.monotonic() + seconds)
+        finally:
+            await recorder.stop()
+            recorder.apply_sent_headers()
+    finally:
+        with contextlib.suppress(PlaywrightError):
+            await context.close()
+    exchanges = tuple(recorder.exchanges)
+    for ex in exchanges:
+        ex.aside = "robots.txt, fetched in a browser context of its own"
+    document = _last_document(recorder.exchanges)
+    if document is None:
+        blocked = next((b for b in recorder.blocked), None)
+        why = f"{blocked.reason} ({blocked.url})" if blocked else (error or "nothing received")
+        return RobotsAnswer(robots_url, None, None, why, exchanges)
+    text = _read_text(document) if document.status == 200 else None
+    if (
+        document.withheld
+        or document.truncated == "length"
+        or (error and "ERR_HTTP_RESPONSE_CODE_FAILURE" in error)
+    ):
+        # Stopped by the recorder past what is parsed, or an empty error response whose
+        # status is the answer: no error of the fetch.
+        error = None
+    return RobotsAnswer(robots_url, document.status, text, error, exchanges)
+
+
+async def _wait_for_body(recorder: Recorder, deadline: float) -> None:
+    """Until the robots.txt document's body is whole and closed (or cut), or the deadline."""
+    while time.monotonic() < deadline:
+        document = _last_document(recorder.exchanges)
+        # The body file is closed (its digest taken) only once every byte is in it:
+        # "complete" alone can come first, while the stream's first bytes are on the way.
+        finished = document is not None and (
+            document.body_sha256 is not None
+            or (document.body_path is None and document.complete)
+            or document.truncated
+            or document.failure
+        )
+        if document is not None and finished and not document.is_redirect:
+            return
+        await asyncio.sleep(0.05)
+
+
+def _last_document(exchanges: list[Exchange]) -> Exchange | None:
+    docs = [ex for ex in exchanges if ex.resource_type == "Document"]
+    return docs[-1] if docs else None
+
+
+def _read_text(document: Exchange) -> str:
+    if document.body_path is None or not document.body_path.exists():
+        return ""
+    with open(document.body_path, "rb") as fh:
+        head = fh.read(ROBOTS_PARSE_LIMIT)
+    return head.decode("utf-8", errors="replace")

@@ -1,0 +1,408 @@
+"""Ordinary, slow, huge and hostile pages: none may break, mislabel or wrongly refuse a capture.
+
+Each fixture page of the sample site (``/robust/...``, and sites whose robots.txt answers
+as many real servers do) is captured once by real Chromium through the library's capture
+pipeline (:func:`~osint_capture.capture.capture_into_case`: rules, engine, WARC, seal,
+custody log), several at a time on one browser as batch capture runs them; each test then
+reads what came out as an examiner would: the sealed item, its WARC, its custody entries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from chain_of_custody.errors import BrowserCrashed, Refused
+from chain_of_custody.item import DOM_NAME, MANIFEST_NAME, SCREENSHOT_NAME, TEXT_NAME, WARC_NAME
+from chain_of_custody.verify import verify_item
+from osint_capture.demo.sample_site import SampleSite
+from osint_capture.demo.sample_site.server import (
+    ARRIVED_TEXT,
+    DRIP_FIRST,
+    DRIP_LAST,
+    HOSTILE_TITLE,
+    HUGE_DOM_TEXT,
+    POST_AUTHOR,
+    STUCK_TEXT,
+)
+from tests.capturing import Batch, Outcome, capture_all
+from tests.warc_reading import Record, read_warc, responses
+
+pytestmark = pytest.mark.browser
+
+CASE = "ROBUST-1"
+MIB = 1024 * 1024
+# A robots.txt of 30 MB: a Disallow for every page past the first 600 KiB, which RFC
+# 9309 lets a crawler ignore (it must parse at least 500 KiB; the capture parses that).
+_HUGE_ROBOTS = (
+    b"User-agent: *\nDisallow: /nocrawl/\n"
+    + b"# padding\n" * (600 * 1024 // 10)
+    + b"Disallow: /\n"
+    + b"# more padding\n" * (30 * MIB // 15)
+)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One capture to make: the page, on which site, with which options."""
+
+    path: str
+    site: str = "main"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+# The slowest first, so that the quick ones fill the time they spend waiting.
+_SLOWEST_FIRST = (
+    "drip-25s",
+    "huge-dom",
+    "endless-document",
+    "stuck-sign-in",
+    "stuck-article",
+    "drip-endless",
+    "out-of-memory",
+)
+
+PAGES: dict[str, Page] = {
+    # 1. robots.txt answering as many real servers do
+    **{
+        f"robots-{status}": Page("/robust/arrived", f"robots-{status}", {"respect_robots": True})
+        for status in (404, 403, 410, 500, 503)
+    },
+    "robots-500-informational": Page("/robust/arrived", "robots-500"),
+    "robots-huge": Page("/robust/arrived", "robots-huge", {"respect_robots": True}),
+    # 2. a deleted post
+    "deleted-empty": Page("/robust/deleted"),
+    "deleted-with-body": Page("/robust/no-such-post"),
+    # 3. files
+    "attachment": Page("/robust/attachment"),
+    "direct-pdf": Page("/robust/document.pdf"),
+    # 4. slow documents
+    "drip-25s": Page("/robust/drip?seconds=25", options={"settle_timeout": 40.0}),
+    "drip-endless": Page("/robust/drip?seconds=600", options={"time_limit": 15.0}),
+    # 5. memory
+    "endless-resource": Page("/robust/endless-resource", options={"size_limit": 5 * MIB}),
+    "endless-document": Page(
+        "/robust/endless",
+        options={"size_limit": 5 * MIB, "time_limit": 20.0, "max_scroll_rounds": 1},
+    ),
+    "out-of-memory": Page("/robust/out-of-memory"),
+    # 6. metadata
+    "deep-json-ld": Page("/robust/metadata?depth=5000&override=json"),
+    "hostile-getattribute": Page("/robust/metadata?override=attr"),
+    "okay-status": Page("/robust/okay-status"),
+    # 7. the rendering budget
+    "huge-dom": Page(
+        "/robust/huge-dom?n=200000", options={"time_limit": 30.0, "max_scroll_rounds": 1}
+    ),
+    "alert-loop": Page("/robust/alert-loop"),
+    # 9. a page that cannot be read at all: judged on the document as received
+    "stuck-sign-in": Page("/robust/stuck?page=sign-in", options={"time_limit": 20.0}),
+    "stuck-article": Page("/robust/stuck", options={"time_limit": 20.0}),
+    # 8. pages that move themselves on
+    "moves-by-script": Page("/robust/moves?how=script"),
+    "moves-by-meta-refresh": Page("/robust/moves?how=meta"),
+}
+
+_SITES: dict[str, tuple[int, bytes] | None] = {
+    "main": None,
+    **{f"robots-{status}": (status, b"") for status in (404, 403, 410, 500, 503)},
+    "robots-huge": (200, _HUGE_ROBOTS),
+}
+
+
+@contextlib.contextmanager
+def _sites() -> Iterator[dict[str, SampleSite]]:
+    with contextlib.ExitStack() as stack:
+        yield {name: stack.enter_context(SampleSite(robots=r)) for name, r in _SITES.items()}
+
+
+@pytest.fixture(scope="module")
+def captured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Batch]:
+    order = [*_SLOWEST_FIRST, *(name for name in PAGES if name not in _SLOWEST_FIRST)]
+    with _sites() as sites:
+        outcomes = {
+            name: Outcome(sites[PAGES[name].site].url(PAGES[name].path), PAGES[name].options)
+            for name in order
+        }
+        yield capture_all(tmp_path_factory.mktemp("robust") / "evidence", CASE, outcomes)
+
+
+def _captured_whole(outcome: Outcome) -> None:
+    outcome.assert_sealed()
+
+
+def _document(outcome: Outcome, path: str) -> Record:
+    [record] = [r for r in responses(outcome.records(), path) if "robots" not in r.uri]
+    return record
+
+
+def _not_refused(captured: Batch, outcome: Outcome) -> None:
+    assert captured.refusals_of(outcome.url) == []
+
+
+# -- 1. robots.txt --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [404, 403, 410])
+def test_an_empty_4xx_robots_txt_means_no_robots_txt(captured: Batch, status: int) -> None:
+    outcome = captured[f"robots-{status}"]
+    _captured_whole(outcome)
+    assert outcome.report is not None and outcome.report.status == "complete"
+    robots = outcome.provenance()["robots"]["robots_txt"]
+    assert robots["status"] == status and robots["verdict"] == "no robots.txt"
+    assert robots["allowed"] is True and robots["enforced"] is True and "error" not in robots
+    [answer] = responses(outcome.records(), "/robots.txt")
+    assert answer.http_status == str(status) and answer.body == b""
+    # The page's own navigation was neither shared nor disturbed.
+    assert ARRIVED_TEXT in (outcome.item / TEXT_NAME).read_text()
+    assert outcome.steps()["navigate"]["state"] == "done"
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_an_empty_5xx_robots_txt_is_unreachable_and_refuses_only_when_respected(
+    captured: Batch, status: int
+) -> None:
+    outcome = captured[f"robots-{status}"]
+    assert isinstance(outcome.error, Refused), outcome.error
+    assert f"HTTP {status}" in outcome.error.message and "unreachable" in outcome.error.message
+    informational = captured["robots-500-informational"]
+    _captured_whole(informational)
+    assert informational.report is not None and informational.report.status == "complete"
+    robots = informational.provenance()["robots"]["robots_txt"]
+    assert (robots["status"], robots["verdict"]) == (500, "robots.txt unreachable")
+
+
+def test_a_30_mb_robots_txt_is_recorded_and_its_first_500_kib_parsed(
+    captured: Batch,
+) -> None:
+    outcome = captured["robots-huge"]
+    _captured_whole(outcome)
+    assert outcome.report is not None and outcome.report.status == "complete"
+    robots = outcome.provenance()["robots"]["robots_txt"]
+    assert robots["status"] == 200 and robots["verdict"] == "allowed", robots
+    assert "500 KiB" in robots["parsed"]
+    [answer] = responses(outcome.records(), "/robots.txt")
+    assert answer.http_status == "200"
+    assert answer.headers.get("WARC-Truncated") == "length"
+    assert _HUGE_ROBOTS.startswith(answer.body) and len(answer.body) >= 500 * 1024
+
+
+# -- 2. a deleted post -------------------------------------------------------------------
+
+
+def test_a_deleted_post_with_an_empty_404_is_captured_as_what_the_server_answered(
+    captured: Batch,
+) -> None:
+    outcome = captured["deleted-empty"]
+    _captured_whole(outcome)
+    assert outcome.report is not None
+    assert outcome.report.status == "complete", outcome.report.partial_reasons
+    provenance = outcome.provenance()
+    assert provenance["http_status"] == 404 and provenance["browser_error_page"] is True
+    assert "own error page" in outcome.steps()["navigate"]["detail"]
+    page = _document(outcome, "/robust/deleted")
+    assert page.http_status == "404" and page.body == b""
+    assert (outcome.item / SCREENSHOT_NAME).stat().st_size > 0  # what the browser showed
+
+
+def test_a_deleted_post_with_a_body_is_captured_with_its_status(captured: Batch) -> None:
+    outcome = captured["deleted-with-body"]
+    _captured_whole(outcome)
+    assert outcome.report is not None and outcome.report.status == "complete"
+    assert outcome.provenance()["http_status"] == 404
+    assert outcome.provenance()["browser_error_page"] is False
+    assert b"No such page." in _document(outcome, "/robust/no-such-post").body
+
+
+# -- 3. files ------------------------------------------------------------------------------
+
+
+def test_a_download_link_is_kept_in_the_warc(captured: Batch) -> None:
+    outcome = captured["attachment"]
+    _captured_whole(outcome)
+    page = _document(outcome, "/robust/attachment")
+    assert page.http_status == "200" and page.body.startswith(b"name,last seen\n")
+    assert page.http_header("Content-Disposition") is not None
+    assert outcome.report is not None
+    assert any("download" in reason for reason in outcome.report.partial_reasons)
+
+
+def test_a_direct_pdf_link_is_complete_despite_the_browsers_own_viewer(
+    captured: Batch,
+) -> None:
+    outcome = captured["direct-pdf"]
+    _captured_whole(outcome)
+    assert outcome.report is not None
+    assert outcome.report.status == "complete", outcome.report.partial_reasons
+    assert _document(outcome, "/robust/document.pdf").body.startswith(b"%PDF-1.4")
+
+
+# -- 4. slow documents -------------------------------------------------------------------
+
+
+def test_a_page_dripping_for_25_s_keeps_its_whole_html(captured: Batch) -> None:
+    outcome = captured["drip-25s"]
+    _captured_whole(outcome)
+    page = _document(outcome, "/robust/drip")
+    assert "WARC-Truncated" not in page.headers
+    assert DRIP_FIRST.encode() in page.body and page.body.rstrip().endswith(b"</html>")
+    assert DRIP_LAST.encode() in page.body
+    assert DRIP_LAST in (outcome.item / TEXT_NAME).read_text()
+
+
+def test_a_page_still_dripping_at_the_time_limit_is_kept_as_partial_not_refused(
+    captured: Batch,
+) -> None:
+    outcome = captured["drip-endless"]
+    _captured_whole(outcome)
+    _not_refused(captured, outcome)
+    assert outcome.report is not None and outcome.report.status == "partial"
+    assert outcome.steps()["access-check"]["state"] == "done"
+    page = _document(outcome, "/robust/drip")
+    assert page.headers.get("WARC-Truncated") == "time"
+    assert DRIP_FIRST.encode() in page.body
+    assert DRIP_FIRST in (outcome.item / TEXT_NAME).read_text()
+
+
+# -- 5. memory -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["endless-resource", "endless-document"])
+def test_an_endless_body_stops_at_the_size_limit(captured: Batch, name: str) -> None:
+    outcome = captured[name]
+    _captured_whole(outcome)
+    _not_refused(captured, outcome)
+    assert outcome.report is not None and outcome.report.status == "partial"
+    assert any("size limit" in r for r in outcome.report.partial_reasons)
+    resources = outcome.provenance()["resources"]
+    assert resources["body_bytes"] <= 5 * MIB
+    endless_url = outcome.url if name == "endless-document" else "/robust/endless?kind=bin"
+    [endless] = [r for r in responses(outcome.records(), "/robust/endless") if endless_url in r.uri]
+    assert endless.headers.get("WARC-Truncated") == "length"
+
+
+def test_a_browser_crash_is_a_crash_with_what_was_recorded_kept(captured: Batch) -> None:
+    outcome = captured["out-of-memory"]
+    error = outcome.error
+    assert isinstance(error, BrowserCrashed) and error.exit_code == 4, error
+    assert error.item_id is not None and error.item_id in error.message
+    _not_refused(captured, outcome)
+    item = captured.store.case_dir(CASE) / "items" / error.item_id
+    result = verify_item(item, custody_log=item.parent.parent / "custody.jsonl")
+    assert result.ok, [(s.number, s.detail) for s in result.steps if not s.ok]
+    manifest = json.loads((item / MANIFEST_NAME).read_bytes())
+    assert manifest["status"] == "partial"
+    assert "crashed" in manifest["provenance"]["browser_crash"]
+    assert any("crashed" in r for r in manifest["provenance"]["status_reasons"])
+    logged = [e for e in captured.custody() if e.get("item_id") == error.item_id]
+    assert [e["action"] for e in logged] == ["captured"]
+    page = [r for r in read_warc(item / WARC_NAME) if "/robust/out-of-memory" in r.uri]
+    assert page, "the page recorded before the crash is in the WARC"
+
+
+# -- 6. metadata ---------------------------------------------------------------------------
+
+
+def test_json_ld_5000_levels_deep_and_an_overridden_json_parse_keep_the_metadata(
+    captured: Batch,
+) -> None:
+    outcome = captured["deep-json-ld"]
+    _captured_whole(outcome)
+    assert outcome.steps()["metadata"]["state"] == "done"
+    page = outcome.provenance()["page"]
+    assert page["authors"] == [POST_AUTHOR] and page["title"] == HOSTILE_TITLE
+    deep = json.dumps(page["json_ld"])
+    assert "nested deeper than 20 levels: not kept" in deep
+
+
+def test_an_overridden_get_attribute_changes_nothing_read(captured: Batch) -> None:
+    outcome = captured["hostile-getattribute"]
+    _captured_whole(outcome)
+    assert outcome.steps()["metadata"]["state"] == "done"
+    page = outcome.provenance()["page"]
+    assert page["authors"] == [POST_AUTHOR]
+    assert page["opengraph"]["og:title"] == [HOSTILE_TITLE]
+
+
+def test_a_status_line_reading_200_okay_is_recorded(captured: Batch) -> None:
+    outcome = captured["okay-status"]
+    _captured_whole(outcome)  # verify_item runs the whole WARC check
+    assert outcome.report is not None and outcome.report.status == "complete"
+    page = _document(outcome, "/robust/okay-status")
+    assert page.http_status == "200"
+
+
+# -- 7. the rendering budget -------------------------------------------------------------
+
+
+def test_a_200000_element_page_keeps_its_dom_and_text_first(captured: Batch) -> None:
+    outcome = captured["huge-dom"]
+    _captured_whole(outcome)
+    steps = outcome.steps()
+    assert steps["dom"]["state"] == "done" and steps["text"]["state"] == "done"
+    assert HUGE_DOM_TEXT in (outcome.item / TEXT_NAME).read_text()
+    assert "<span>199999 </span>" in (outcome.item / DOM_NAME).read_text()
+    names = list(steps)
+    assert names.index("dom") < names.index("text") < names.index("screenshot")
+
+
+def test_an_alert_loop_blocks_no_step(captured: Batch) -> None:
+    outcome = captured["alert-loop"]
+    _captured_whole(outcome)
+    assert outcome.report is not None
+    assert outcome.report.status == "complete", outcome.report.partial_reasons
+    assert outcome.provenance()["contained"]["dialogs_dismissed"]
+    for step in ("dom", "text", "screenshot", "pdf"):
+        assert outcome.steps()[step]["state"] == "done"
+
+
+# -- 8. pages that move themselves on ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["moves-by-script", "moves-by-meta-refresh"])
+def test_renderings_refer_to_the_document_they_show(captured: Batch, name: str) -> None:
+    outcome = captured[name]
+    _captured_whole(outcome)
+    assert outcome.report is not None
+    assert outcome.report.status == "complete", outcome.report.partial_reasons
+    arrived = outcome.url.split("/robust/")[0] + "/robust/arrived"
+    provenance = outcome.provenance()
+    assert provenance["final_url"] == arrived and provenance["http_status"] == 200
+    assert provenance["redirect_chain"] == [{"url": arrived, "status": 200, "location": None}]
+    assert [n["url"] for n in provenance["navigations"]] == [outcome.url, arrived]
+    records = outcome.records()
+    [shown] = [r for r in responses(records, "/robust/arrived")]
+    renderings = [r for r in records if r.type in ("resource", "conversion")]
+    assert len(renderings) == 4
+    for rendering in renderings:
+        assert rendering.headers["WARC-Refers-To-Target-URI"] == arrived
+        assert rendering.headers["WARC-Refers-To"] == shown.headers["WARC-Record-ID"]
+    assert ARRIVED_TEXT in (outcome.item / TEXT_NAME).read_text()
+
+
+# -- a page nothing can read -------------------------------------------------------------
+
+
+def test_a_sign_in_page_that_hangs_the_browser_is_still_refused(captured: Batch) -> None:
+    outcome = captured["stuck-sign-in"]
+    assert isinstance(outcome.error, Refused), outcome.error
+    assert "password form" in outcome.error.message
+    assert "judged on the document as received" in outcome.error.message
+    assert len(captured.refusals_of(outcome.url)) == 1
+
+
+def test_a_public_page_that_hangs_the_browser_is_kept_as_partial(captured: Batch) -> None:
+    outcome = captured["stuck-article"]
+    _captured_whole(outcome)
+    _not_refused(captured, outcome)
+    assert outcome.report is not None and outcome.report.status == "partial"
+    check = outcome.steps()["access-check"]
+    assert check["state"] == "partial" and "could not be read" in check["detail"]
+    # The WARC holds the article as sent (its apostrophe escaped in the HTML).
+    assert html.escape(STUCK_TEXT).encode() in _document(outcome, "/robust/stuck").body

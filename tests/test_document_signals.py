@@ -1,0 +1,74 @@
+"""The access rules on a document's HTML as received, for pages nothing can read live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from osint_capture.lawful.rules import inspect_page
+from osint_capture.lawful.static import signals_from_document
+
+URL = "https://social.example/p/1"
+ARTICLE = "<p>" + "The footbridge over the river stays open through the winter. " * 12 + "</p>"
+
+
+def _judge(tmp_path: Path, html: str, url: str = URL) -> str | None:
+    body = tmp_path / "body"
+    body.write_text(html, encoding="utf-8")
+    return inspect_page(signals_from_document(body, url=url, status=200, redirect_chain=(url,)))
+
+
+@pytest.mark.parametrize(
+    ("html", "found"),
+    [
+        (
+            "<html><title>Sign in</title><body><header><nav>Home About</nav></header>"
+            "<form><label>User <input name=u></label><label>Password "
+            "<input type=password name=p></label><button>Sign in</button></form>"
+            "<footer>" + "Terms Privacy Cookies Help " * 30 + "</footer></body></html>",
+            "password form",
+        ),
+        (
+            '<body><h1>One more step</h1><form><div class="g-recaptcha" data-sitekey="k">'
+            "</div></form></body>",
+            "reCAPTCHA",
+        ),
+        ('<body><div id="challenge-stage">Checking your browser</div></body>', "challenge"),
+    ],
+    ids=["sign-in-page", "captcha-gate", "interstitial"],
+)
+def test_walls_and_challenges_in_the_html_are_refused(
+    tmp_path: Path, html: str, found: str
+) -> None:
+    reason = _judge(tmp_path, html)
+    assert reason is not None and found in reason
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        f"<body><header><form>Sign in <input type=password></form></header>{ARTICLE}</body>",
+        f'<body>{ARTICLE}<form><div class="g-recaptcha"></div>Comment</form></body>',
+        f'<body>{ARTICLE}<div class="g-recaptcha" data-size="invisible"></div></body>',
+        f"<body>{ARTICLE}<script>var s = '<input type=password>';</script></body>",
+    ],
+    ids=["header-login", "comment-captcha", "invisible-captcha", "password-in-a-script"],
+)
+def test_public_pages_in_the_html_are_not_refused(tmp_path: Path, html: str) -> None:
+    assert _judge(tmp_path, html) is None
+
+
+def test_a_label_before_its_password_field_counts_inside_the_form(tmp_path: Path) -> None:
+    # Long labels inside the form are the form's text, not the page's own.
+    label = "Your password, at least twelve characters, never shared with anyone. " * 8
+    html = f"<body><form><label>{label}<input type=password></label></form></body>"
+    reason = _judge(tmp_path, html)
+    assert reason is not None and "password form" in reason
+
+
+def test_a_missing_document_judges_nothing(tmp_path: Path) -> None:
+    signals = signals_from_document(
+        tmp_path / "absent", url=URL, status=200, redirect_chain=(URL,)
+    )
+    assert inspect_page(signals) is None
