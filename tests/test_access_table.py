@@ -40,6 +40,10 @@ CAPTURED = [
     ("/access/popups", "Footbridge", "public post whose script opens 500 pop-ups"),
 ]
 
+# 500 blocked window.open calls hold up the load event for seconds on a busy machine:
+# such a capture may be partial for its settle step, and is never refused.
+_MAY_NOT_SETTLE = {"/access/popups"}
+
 # (path, what the refusal must name, why a member of the public cannot see the content)
 REFUSED = [
     ("/auth/basic", "401", "HTTP authentication"),
@@ -74,7 +78,10 @@ def test_public_pages_are_captured(table: Batch, path: str, shows: str, why: str
     assert not table.refusals_of(outcome.url)
     assert outcome.steps()["access-check"]["state"] == "done", outcome.steps()["access-check"]
     assert outcome.report is not None
-    assert outcome.report.status == "complete", outcome.report.partial_reasons
+    reasons = [r for r in outcome.report.partial_reasons if not r.startswith("settle:")]
+    if path not in _MAY_NOT_SETTLE:
+        reasons = list(outcome.report.partial_reasons)
+    assert reasons == [], reasons
     text = (outcome.item / "text.txt").read_text(encoding="utf-8")
     assert shows in text, "the public content is what was captured"
 

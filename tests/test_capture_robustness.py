@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from warcio.archiveiterator import ArchiveIterator
 
 from chain_of_custody.errors import BrowserCrashed, Refused
 from chain_of_custody.item import DOM_NAME, MANIFEST_NAME, SCREENSHOT_NAME, TEXT_NAME, WARC_NAME
@@ -66,6 +67,7 @@ _SLOWEST_FIRST = (
     "stuck-article",
     "drip-endless",
     "out-of-memory",
+    "out-of-memory-sign-in",
 )
 
 PAGES: dict[str, Page] = {
@@ -79,9 +81,11 @@ PAGES: dict[str, Page] = {
     # 2. a deleted post
     "deleted-empty": Page("/robust/deleted"),
     "deleted-with-body": Page("/robust/no-such-post"),
+    "deleted-empty-chunked": Page("/robust/deleted?chunked=1"),
     # 3. files
     "attachment": Page("/robust/attachment"),
     "direct-pdf": Page("/robust/document.pdf"),
+    "direct-pdf-untyped": Page("/robust/document.pdf?untyped=1"),
     # 4. slow documents
     "drip-25s": Page("/robust/drip?seconds=25", options={"settle_timeout": 40.0}),
     "drip-endless": Page("/robust/drip?seconds=600", options={"time_limit": 15.0}),
@@ -89,9 +93,10 @@ PAGES: dict[str, Page] = {
     "endless-resource": Page("/robust/endless-resource", options={"size_limit": 5 * MIB}),
     "endless-document": Page(
         "/robust/endless",
-        options={"size_limit": 5 * MIB, "time_limit": 20.0, "max_scroll_rounds": 1},
+        options={"size_limit": 5 * MIB, "time_limit": 14.0, "max_scroll_rounds": 1},
     ),
     "out-of-memory": Page("/robust/out-of-memory"),
+    "out-of-memory-sign-in": Page("/robust/out-of-memory?page=sign-in"),
     # 6. metadata
     "deep-json-ld": Page("/robust/metadata?depth=5000&override=json"),
     "hostile-getattribute": Page("/robust/metadata?override=attr"),
@@ -102,8 +107,8 @@ PAGES: dict[str, Page] = {
     ),
     "alert-loop": Page("/robust/alert-loop"),
     # 9. a page that cannot be read at all: judged on the document as received
-    "stuck-sign-in": Page("/robust/stuck?page=sign-in", options={"time_limit": 20.0}),
-    "stuck-article": Page("/robust/stuck", options={"time_limit": 20.0}),
+    "stuck-sign-in": Page("/robust/stuck?page=sign-in", options={"time_limit": 14.0}),
+    "stuck-article": Page("/robust/stuck", options={"time_limit": 14.0}),
     # 8. pages that move themselves on
     "moves-by-script": Page("/robust/moves?how=script"),
     "moves-by-meta-refresh": Page("/robust/moves?how=meta"),
@@ -176,6 +181,8 @@ def test_an_empty_5xx_robots_txt_is_unreachable_and_refuses_only_when_respected(
     assert informational.report is not None and informational.report.status == "complete"
     robots = informational.provenance()["robots"]["robots_txt"]
     assert (robots["status"], robots["verdict"]) == (500, "robots.txt unreachable")
+    # Not waited for before the page (informational), yet recorded in its place.
+    assert list(informational.steps())[:3] == ["launch-browser", "robots-txt", "navigate"]
 
 
 def test_a_30_mb_robots_txt_is_recorded_and_its_first_500_kib_parsed(
@@ -196,10 +203,11 @@ def test_a_30_mb_robots_txt_is_recorded_and_its_first_500_kib_parsed(
 # -- 2. a deleted post -------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("name", ["deleted-empty", "deleted-empty-chunked"])
 def test_a_deleted_post_with_an_empty_404_is_captured_as_what_the_server_answered(
-    captured: Batch,
+    captured: Batch, name: str
 ) -> None:
-    outcome = captured["deleted-empty"]
+    outcome = captured[name]
     _captured_whole(outcome)
     assert outcome.report is not None
     assert outcome.report.status == "complete", outcome.report.partial_reasons
@@ -233,10 +241,12 @@ def test_a_download_link_is_kept_in_the_warc(captured: Batch) -> None:
     assert any("download" in reason for reason in outcome.report.partial_reasons)
 
 
+@pytest.mark.parametrize("name", ["direct-pdf", "direct-pdf-untyped"])
 def test_a_direct_pdf_link_is_complete_despite_the_browsers_own_viewer(
-    captured: Batch,
+    captured: Batch, name: str
 ) -> None:
-    outcome = captured["direct-pdf"]
+    # The WARC holds the server's PDF, not the page of Chromium's viewer the renderer got.
+    outcome = captured[name]
     _captured_whole(outcome)
     assert outcome.report is not None
     assert outcome.report.status == "complete", outcome.report.partial_reasons
@@ -336,6 +346,16 @@ def test_a_status_line_reading_200_okay_is_recorded(captured: Batch) -> None:
     assert outcome.report is not None and outcome.report.status == "complete"
     page = _document(outcome, "/robust/okay-status")
     assert page.http_status == "200"
+    # The reason phrase is written percent-encoded as UTF-8, whatever Chromium decoded.
+    with open(outcome.item / WARC_NAME, "rb") as fh:
+        lines = [
+            record.http_headers.statusline
+            for record in ArchiveIterator(fh)
+            if record.rec_type == "response"
+            and "/robust/okay-status" in (record.rec_headers.get_header("WARC-Target-URI") or "")
+        ]
+    assert len(lines) == 1 and lines[0].startswith("200 ") and "kay" in lines[0], lines
+    assert lines[0].isascii() and "%" in lines[0], lines
 
 
 # -- 7. the rendering budget -------------------------------------------------------------
@@ -406,3 +426,12 @@ def test_a_public_page_that_hangs_the_browser_is_kept_as_partial(captured: Batch
     assert check["state"] == "partial" and "could not be read" in check["detail"]
     # The WARC holds the article as sent (its apostrophe escaped in the HTML).
     assert html.escape(STUCK_TEXT).encode() in _document(outcome, "/robust/stuck").body
+
+
+def test_a_sign_in_page_that_crashes_the_browser_is_still_refused(captured: Batch) -> None:
+    # The renderer dies before the access check can read the page: the document as
+    # received still shows the wall, and a wall is never sealed as evidence.
+    outcome = captured["out-of-memory-sign-in"]
+    assert isinstance(outcome.error, Refused), outcome.error
+    assert "password form" in outcome.error.message
+    assert len(captured.refusals_of(outcome.url)) == 1

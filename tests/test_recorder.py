@@ -321,6 +321,8 @@ def test_start_enables_network_with_bounded_buffers_and_pauses_both_stages(
         # A buffer, for what a document receives before the browser commits it (it comes
         # back in the stream answer); bounded, so the browser's copy of bodies stays small.
         assert cdp.sent == [
+            # The page's own frame: only its document is streamed.
+            ("Page.getFrameTree", {}),
             ("Network.enable", {"maxTotalBufferSize": 32 * MIB, "maxResourceBufferSize": 16 * MIB}),
             (
                 "Fetch.enable",
@@ -797,6 +799,83 @@ def test_document_finished_before_its_stream_answer_is_closed_by_the_answer(
         await settle()
         assert exchange.complete and exchange.truncated is None
         assert_body(recorder, exchange, page)
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    ("frame", "status"), [("child-frame", 200), ("frame-1", 404)], ids=["frame", "error-status"]
+)
+def test_a_frame_or_an_error_answer_is_read_whole_not_streamed(
+    tmp_path: Path, frame: str, status: int
+) -> None:
+    # Chromium may put its own page in place of these (a frame that forbids framing is
+    # blocked, an empty error answer becomes its error page): the server's bytes are
+    # read while the response is paused.
+    async def scenario() -> None:
+        cdp = FakeCDP()
+        cdp.answer("Page.getFrameTree", {"frameTree": {"frame": {"id": "frame-1"}}})
+        recorder = Recorder(cdp, tmp_path / "bodies", size_limit=1 << 30)
+        await recorder.start()
+        cdp.sent.clear()
+        cdp.answer("Fetch.getResponseBody", {"body": b64(b"server bytes"), "base64Encoded": True})
+        params = paused_response(PAGE, resource_type="Document", status=status)
+        params["frameId"] = frame
+        params["responseHeaders"] = [{"name": "Content-Type", "value": "text/html"}]
+        await pause(cdp, params)
+        assert cdp.sent == [
+            ("Fetch.getResponseBody", {"requestId": FETCH_ID}),
+            ("Fetch.continueResponse", {"requestId": FETCH_ID}),
+        ]
+        [exchange] = recorder.exchanges
+        assert_body(recorder, exchange, b"server bytes")
+
+    run(scenario)
+
+
+def test_document_failing_before_its_stream_answer_keeps_what_arrived(tmp_path: Path) -> None:
+    # The load fails (the connection drops) while the stream answer, holding the bytes
+    # that came first, is still on its way: those bytes are kept, and the body is cut.
+    head = b"<html><body>the first part"
+
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path)
+        answer = held(cdp, STREAM)
+        await document_paused(cdp)
+        cdp.emit("Network.dataReceived", data_announced(len(head)))
+        cdp.emit("Network.loadingFailed", loading_failed("net::ERR_CONNECTION_RESET"))
+        [exchange] = recorder.exchanges
+        assert exchange.body_sha256 is None  # not closed before the answer
+        answer.set_result({"bufferedData": b64(head)})
+        await settle()
+        assert exchange.truncated == "disconnect" and not exchange.complete
+        assert exchange.failure == "net::ERR_CONNECTION_RESET"
+        assert_body(recorder, exchange, head)
+
+    run(scenario)
+
+
+def test_empty_error_page_without_a_length_is_whole(tmp_path: Path) -> None:
+    # Chromium "fails" an error status with no body to show its own page; a chunked or
+    # HTTP/2 answer declares no length, and its empty body is still the whole answer.
+    async def scenario() -> None:
+        cdp, recorder = await started(tmp_path)
+        cdp.answer("Fetch.getResponseBody", {"body": "", "base64Encoded": False})
+        cdp.emit("Network.requestWillBeSent", will_be_sent(PAGE, resource_type="Document"))
+        await pause(
+            cdp,
+            paused_response(
+                PAGE,
+                resource_type="Document",
+                status=404,
+                headers=[("Content-Type", "text/html"), ("Transfer-Encoding", "chunked")],
+            ),
+        )
+        cdp.emit("Network.loadingFailed", loading_failed("net::ERR_HTTP_RESPONSE_CODE_FAILURE"))
+        await settle()
+        [exchange] = recorder.exchanges
+        assert exchange.complete and exchange.truncated is None
+        assert_body(recorder, exchange, b"")
 
     run(scenario)
 

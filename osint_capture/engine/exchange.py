@@ -96,7 +96,8 @@ class Exchange:
         hands the renderer a wrapper page of its own viewer instead of the file."""
         headers = {k.lower(): v for k, v in self.response_headers}
         mime = headers.get("content-type", "").split(";")[0].strip().lower()
-        return mime == "" or mime.startswith(_RENDERED_TYPES)
+        # No type: Chromium sniffs it, and a sniffed PDF goes to the viewer too.
+        return mime != "" and mime.startswith(_RENDERED_TYPES)
 
     @property
     def is_redirect(self) -> bool:

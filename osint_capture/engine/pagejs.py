@@ -165,7 +165,7 @@ METADATA_JS = """
       return kept;
     }
     if (typeof value === 'object') {
-      const out = {};
+      const out = Object.create(null);  // a key named __proto__ is kept, not swallowed
       for (const key of Object.keys(value).slice(0, limits.items)) {
         out[cut(key)] = prune(value[key], depth + 1);
       }

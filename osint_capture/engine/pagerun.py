@@ -59,6 +59,7 @@ class PageRun:
     load_fired: bool = False
     settle_started: str = ""
     _main_frame: str | None = field(default=None, repr=False)
+    _world: int | None = field(default=None, repr=False)
 
     async def evaluate(self, function: str, *args: Any, timeout: float) -> Any:
         """Run the JS ``function`` (an expression) on ``args`` in an isolated world.
@@ -84,23 +85,26 @@ class PageRun:
         raise TimeoutError(f"no answer within {timeout:.1f} s")
 
     async def _evaluate(self, function: str, args: tuple[Any, ...]) -> Any:
+        call = f"({function})(...{json.dumps(list(args))})"
         try:
-            if self._main_frame is None:
-                tree = await self.cdp.send("Page.getFrameTree")
-                self._main_frame = str(tree["frameTree"]["frame"]["id"])
-            world = await self.cdp.send(
-                "Page.createIsolatedWorld", {"frameId": self._main_frame, "worldName": _WORLD}
-            )
-            call = f"({function})(...{json.dumps(list(args))})"
-            answer = await self.cdp.send(
-                "Runtime.evaluate",
-                {
-                    "expression": call,
-                    "contextId": world["executionContextId"],
-                    "returnByValue": True,
-                    "awaitPromise": True,
-                },
-            )
+            for attempt in (1, 2):
+                world = self._world or await self._new_world()
+                try:
+                    answer = await self.cdp.send(
+                        "Runtime.evaluate",
+                        {
+                            "expression": call,
+                            "contextId": world,
+                            "returnByValue": True,
+                            "awaitPromise": True,
+                        },
+                    )
+                    break
+                except Exception:
+                    # The world went with its document (the page moved on): a new one.
+                    self._world = None
+                    if attempt == 2:
+                        raise
         except Exception as exc:  # the browser's own error: navigated away, crashed, closed
             raise PageScriptError(first_line(exc)) from None
         details = answer.get("exceptionDetails")
@@ -108,6 +112,16 @@ class PageRun:
             thrown = details.get("exception", {}).get("description") or details.get("text")
             raise PageScriptError(str(thrown or "script error").splitlines()[0])
         return answer.get("result", {}).get("value")
+
+    async def _new_world(self) -> int:
+        if self._main_frame is None:
+            tree = await self.cdp.send("Page.getFrameTree")
+            self._main_frame = str(tree["frameTree"]["frame"]["id"])
+        world = await self.cdp.send(
+            "Page.createIsolatedWorld", {"frameId": self._main_frame, "worldName": _WORLD}
+        )
+        self._world = int(world["executionContextId"])
+        return self._world
 
     @property
     def withheld(self) -> bool:

@@ -17,9 +17,11 @@ How bodies are obtained (measured facts, see docs/ARCHITECTURE.md):
   answer awaited; what arrived before the answer is in its ``bufferedData``
   (Network keeps a small buffer for that alone). A document that finished before
   the answer is read from that buffer.
-  Only documents Blink renders itself are streamed (HTML, text, XML, SVG, JSON): for
-  others the renderer may not get the server's bytes (a PDF becomes the page of
-  Chromium's viewer), so they are read whole while paused, as before.
+  Only the page's own document is streamed, and only with a success status and a type
+  Blink renders itself (HTML, text, XML, SVG, JSON): elsewhere the renderer may not get
+  the server's bytes (a PDF becomes the page of Chromium's viewer, an empty error
+  answer Chromium's error page, a frame that forbids framing is blocked), so those are
+  read whole while paused, as before (bounded to 20 s).
 * Every ``dataReceived`` says how many bytes arrived; a body that ends with fewer
   bytes kept than arrived is marked cut, never passed off as whole.
 * Past the size limit the page's loading is stopped (``Page.stopLoading``): the
@@ -65,7 +67,8 @@ _COMMIT_WAIT = 20.0
 # Enough for what a document receives before the browser commits it; bounded, so the
 # browser's copy of bodies stays small (the recorder keeps the bytes).
 _NETWORK_BUFFER = {"maxTotalBufferSize": 32 << 20, "maxResourceBufferSize": 16 << 20}
-_WEB_SCHEMES = ("http:", "https:")
+# The browser's own pages (its PDF viewer's chrome-extension:// page, error pages).
+_BROWSER_SCHEMES = ("chrome-extension:", "chrome:", "chrome-error:", "devtools:")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -110,6 +113,7 @@ class Recorder:
         self._closed = False
         self._received: dict[str, int] = {}  # network id -> bytes the browser got
         self._loading_stopped = False
+        self._main_frame: str | None = None  # the page's own frame (its id never changes)
         self.errors: list[str] = []
 
     # -- lifecycle -------------------------------------------------------------
@@ -125,6 +129,9 @@ class Recorder:
         cdp.on("Network.dataReceived", self._on_data)
         cdp.on("Network.loadingFinished", self._on_finished)
         cdp.on("Network.loadingFailed", self._on_failed)
+        tree = await cdp.send("Page.getFrameTree")
+        frame = tree.get("frameTree", {}).get("frame", {}) if isinstance(tree, dict) else {}
+        self._main_frame = frame.get("id")
         await cdp.send("Network.enable", _NETWORK_BUFFER)
         await cdp.send(
             "Fetch.enable",
@@ -202,7 +209,7 @@ class Recorder:
             hop = self._current.get(network_id)
             if hop is not None and hop.url == redirect.get("url"):
                 self._apply_response_info(hop, redirect)
-        internal = not str(params["request"]["url"]).startswith(_WEB_SCHEMES)
+        internal = str(params["request"]["url"]).startswith(_BROWSER_SCHEMES)
         if internal or (
             params.get("type") == "Other" and params.get("initiator", {}).get("type") == "other"
         ):
@@ -327,26 +334,39 @@ class Recorder:
         self._inflight.discard(network_id)
         self._touch()
         exchange = self._current.get(network_id)
+        error_text = str(params.get("errorText") or "failed")
         if exchange is not None and not exchange.complete:
-            exchange.failure = params.get("errorText") or "failed"
+            exchange.failure = error_text
             exchange.canceled = bool(params.get("canceled"))
             if exchange.body_path is not None and exchange.truncated is None:
-                if self._whole_by_length(network_id, exchange):
+                if self._whole_by_length(network_id, exchange, error_text):
                     # Chromium "fails" an error status with an empty body to show its
                     # own page, after the whole (empty) body arrived.
                     exchange.complete = True
                 else:
                     exchange.truncated = "disconnect"
+        if network_id in self._pending_data:
+            # The stream answer (with the bytes that came before it) is still on its way:
+            # its handler writes them, then finishes the body.
+            self._request_info.setdefault(network_id, {})["finished"] = True
+            return
         self._finish_sink(network_id)
 
-    def _whole_by_length(self, network_id: str, exchange: Exchange) -> bool:
-        """Every byte the server declared (Content-Length, no encoding) has arrived."""
+    def _whole_by_length(self, network_id: str, exchange: Exchange, error_text: str) -> bool:
+        """Every byte the server sent has arrived: read whole while paused, as many as it
+        declared (Content-Length, no encoding), or none at all for an error status
+        Chromium replaced by its own page (a chunked or HTTP/2 answer declares no length)."""
+        if self._request_info.get(network_id, {}).get("read_whole"):
+            return True
+        received = self._received.get(network_id, 0)
+        if "ERR_HTTP_RESPONSE_CODE_FAILURE" in error_text and received == 0:
+            return True
         headers = {k.lower(): v.strip() for k, v in exchange.response_headers}
         declared = headers.get("content-length", "")
         return (
             declared.isdigit()
             and "content-encoding" not in headers
-            and self._received.get(network_id, 0) == int(declared)
+            and received == int(declared)
         )
 
     def _on_paused(self, params: dict[str, Any]) -> None:
@@ -452,11 +472,9 @@ class Recorder:
             if withhold is not None:
                 await self._stream_withheld(request_id, network_id, exchange, withhold)
                 return
-            if exchange.rendered_by_the_page():
+            if self._streams(exchange):
                 await self._stream_document(request_id, network_id, exchange)
             else:
-                # What the browser streams to the renderer may not be the file (a PDF
-                # becomes its viewer's page): read the server's bytes while paused.
                 await self._read_whole(request_id, network_id, exchange, None)
                 await self._cdp.send("Fetch.continueResponse", {"requestId": request_id})
             return
@@ -485,6 +503,18 @@ class Recorder:
         if self._request_info.get(network_id, {}).get("finished"):
             self._finish_sink(network_id)
         await self._cdp.send("Fetch.continueResponse", {"requestId": request_id})
+
+    def _streams(self, exchange: Exchange) -> bool:
+        """Whether a document is streamed, or read whole while paused.
+
+        Only where the bytes the renderer gets are the server's is a document streamed:
+        the page's own frame, a success status, a type Blink renders itself. Elsewhere
+        Chromium may put its own page in their place (a PDF becomes its viewer's page, an
+        error status with an empty body its error page, a frame forbidding framing is
+        blocked), so the server's bytes are read while the response is paused.
+        """
+        main = self._main_frame is None or exchange.frame_id == self._main_frame
+        return main and 200 <= exchange.status < 300 and exchange.rendered_by_the_page()
 
     async def _stream_document(self, request_id: str, network_id: str, exchange: Exchange) -> None:
         """Stream a document the browser renders: ask, let it go, take the answer."""
@@ -624,6 +654,10 @@ class Recorder:
                 self._stop_loading()
             sink.write(data)
             self.total_bytes += len(data)
+            if exchange.truncated is None:
+                # Read while paused, so every byte is in: a load the browser then fails
+                # (a frame that forbids framing) still has its whole body.
+                self._request_info.setdefault(network_id, {})["read_whole"] = True
             if why is not None and exchange.truncated is None:
                 # The whole body is in hand; Chromium may never report this load finished.
                 exchange.complete = True

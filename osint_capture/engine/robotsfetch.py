@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -46,6 +46,7 @@ class RobotsAnswer:
     text: str | None
     error: str | None
     exchanges: tuple[Exchange, ...]
+    cut: bool = False  # longer than what is parsed
     ended: str = field(default_factory=utc_now)
 
 
@@ -100,7 +101,7 @@ async def _judge(
     run.result.robots = {**record, **verdict}
     if answer.text is not None:
         run.result.robots["text"] = answer.text
-        if len(answer.text.encode("utf-8", errors="replace")) >= ROBOTS_PARSE_LIMIT:
+        if answer.cut:
             run.result.robots["parsed"] = (
                 f"the first {ROBOTS_PARSE_LIMIT // 1024} KiB (RFC 9309 2.5); the rest not read"
             )
@@ -125,30 +126,34 @@ async def _fetch(
     gate: RequestGate | None,
     clock: Clock,
 ) -> RobotsAnswer:
-    """robots.txt, in a browser context of its own."""
-    seconds = min(_ROBOTS_TIME, clock.left(load=True))
-    context = await new_context()
+    """robots.txt, in a browser context of its own; the browser failing is an answer too
+    (unreachable), never an error of the capture."""
+    deadline = time.monotonic() + min(_ROBOTS_TIME, clock.left(load=True))
+    recorder: Recorder | None = None
     error: str | None = None
     try:
-        page = await context.new_page()
-        cdp = await context.new_cdp_session(page)
-        recorder = Recorder(
-            cdp, work_dir / ".bodies" / "robots", size_limit=_ROBOTS_KEEP, gate=gate
-        )
-        await recorder.start()
-        try:
+        async with _own_context(new_context) as context:
+            page = await context.new_page()
+            cdp = await context.new_cdp_session(page)
+            recorder = Recorder(
+                cdp, work_dir / ".bodies" / "robots", size_limit=_ROBOTS_KEEP, gate=gate
+            )
+            await recorder.start()
             try:
-                await page.goto(robots_url, wait_until="commit", timeout=ms(seconds))
-            except PlaywrightError as exc:
-                # An empty 4xx/5xx shows Chromium's error page: the status is still known.
-                error = first_line(exc)
-            await _wait_for_body(recorder, time.monotonic() + seconds)
-        finally:
-            await recorder.stop()
-            recorder.apply_sent_headers()
-    finally:
-        with contextlib.suppress(PlaywrightError):
-            await context.close()
+                try:
+                    left = max(0.5, deadline - time.monotonic())
+                    await page.goto(robots_url, wait_until="commit", timeout=ms(left))
+                except PlaywrightError as exc:
+                    # An empty 4xx/5xx shows Chromium's error page: the status is known.
+                    error = first_line(exc)
+                await _wait_for_body(recorder, deadline)
+            finally:
+                await recorder.stop()
+                recorder.apply_sent_headers()
+    except PlaywrightError as exc:
+        error = f"the browser could not fetch it: {first_line(exc)}"
+    if recorder is None:
+        return RobotsAnswer(robots_url, None, None, error, ())
     exchanges = tuple(recorder.exchanges)
     for ex in exchanges:
         ex.aside = "robots.txt, fetched in a browser context of its own"
@@ -158,6 +163,7 @@ async def _fetch(
         why = f"{blocked.reason} ({blocked.url})" if blocked else (error or "nothing received")
         return RobotsAnswer(robots_url, None, None, why, exchanges)
     text = _read_text(document) if document.status == 200 else None
+    parsed_part = document.body_size > ROBOTS_PARSE_LIMIT
     if (
         document.withheld
         or document.truncated == "length"
@@ -166,7 +172,37 @@ async def _fetch(
         # Stopped by the recorder past what is parsed, or an empty error response whose
         # status is the answer: no error of the fetch.
         error = None
-    return RobotsAnswer(robots_url, document.status, text, error, exchanges)
+    return RobotsAnswer(robots_url, document.status, text, error, exchanges, cut=parsed_part)
+
+
+@contextlib.asynccontextmanager
+async def _own_context(
+    new_context: Callable[[], Awaitable[BrowserContext]],
+) -> AsyncIterator[BrowserContext]:
+    """A fresh browser context, closed however the fetch ends: a cancel that lands while
+    it is being made closes it once made, so none is left open on the shared browser."""
+    making = asyncio.ensure_future(new_context())
+    try:
+        context = await asyncio.shield(making)
+    except asyncio.CancelledError:
+        making.add_done_callback(_close_when_made)
+        raise
+    try:
+        yield context
+    finally:
+        with contextlib.suppress(PlaywrightError):
+            await context.close()
+
+
+# Closings started from a callback, kept until done (a task nobody holds may be lost).
+_closing: set[asyncio.Future[None]] = set()
+
+
+def _close_when_made(making: asyncio.Future[BrowserContext]) -> None:
+    if not making.cancelled() and making.exception() is None:
+        closing = asyncio.ensure_future(making.result().close())
+        _closing.add(closing)
+        closing.add_done_callback(_closing.discard)
 
 
 async def _wait_for_body(recorder: Recorder, deadline: float) -> None:

@@ -206,10 +206,14 @@ async def _capture_in(
             launched,
         )
     finally:
-        if robots is not None and not robots.done():
-            robots.cancel()
-            with contextlib.suppress(BaseException):
-                await robots
+        if robots is not None:
+            if not robots.done():
+                robots.cancel()
+                # wait() raises nothing of the task's own, and lets a cancel of this
+                # capture through.
+                await asyncio.wait([robots])
+            if not robots.cancelled():
+                robots.exception()  # retrieved: an answer nobody took is no error
 
 
 async def _page_in(
@@ -252,7 +256,7 @@ async def _page_in(
     )
     run.robots_fetch = robots
     page.on("crash", lambda _page: _crashed(run, "the page's renderer crashed"))
-    page.on("close", lambda _page: _crashed(run, "the browser closed the page"))
+    page.on("close", lambda _page: _crashed(run, "the page was closed (by itself or the browser)"))
     try:
         await run_page_steps(run)
     finally:

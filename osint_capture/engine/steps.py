@@ -81,11 +81,28 @@ async def run_page_steps(run: PageRun) -> None:
             continue
         try:
             await step.run(run)
-        except (Refused, CaptureFailed):
+        except CaptureFailed:
             if run.crashed is None:
                 raise
+        # A refusal is never swallowed, crash or not: a wall is not evidence.
+    if run.crashed is not None:
+        _judge_after_crash(run)
     for finish in run.after_steps:
         await finish()
+
+
+def _judge_after_crash(run: PageRun) -> None:
+    """A page whose browser crashed before the access check judged it is judged on its
+    document as received: a sign-in page that crashes the browser is still refused."""
+    judged = any(
+        s.name == "access-check" and s.state in ("done", "failed", "partial")
+        for s in run.result.steps
+    )
+    if judged or run.main is None or run.main.withheld:
+        return
+    chain = tuple(hop["url"] for hop in run.result.redirect_chain)
+    _judge_status(run, run.main, utc_now())
+    _judge_document(run, run.main, chain, utc_now())
 
 
 # -- navigate -----------------------------------------------------------------------
@@ -125,6 +142,7 @@ async def navigate_step(run: PageRun) -> None:
 async def _load(run: PageRun, t: str, first_new: int) -> tuple[Exchange, bool]:
     """One navigation: the page's document (and whether it is a file kept whole in the
     WARC and withheld from the browser), or the error that says why there is none."""
+    run.result.browser_error_page = False  # of this attempt (a 429 may come before)
     try:
         await run.page.goto(run.url, wait_until="commit", timeout=ms(run.clock.left(load=True)))
     except PlaywrightTimeoutError:
@@ -264,71 +282,87 @@ async def access_step(run: PageRun) -> None:
 
     The page is read in an isolated world, where its scripts cannot hide a password box.
     A page that moves itself on (a meta refresh, a script) is read again once it has
-    arrived. A page that cannot be read by the deadline is judged on its status and on
-    its document as the server sent it (:mod:`..lawful.static`); if neither shows a wall
-    it is kept as partial with the reason: a timeout is not a login wall.
+    arrived, and judged again where it ends up (:func:`scroll_step`). A page that cannot
+    be read by the deadline is judged on its status and on its document as the server
+    sent it (:mod:`..lawful.static`); if neither shows a wall it is kept as partial with
+    the reason: a timeout is not a login wall.
     """
     run.settle_started = utc_now()
     run.load_fired = await _wait_for_load(run)
-    inspector = run.rules.inspector
-    if inspector is None:
+    if run.rules.inspector is None or run.main is None:
         return
+    chain = tuple(hop["url"] for hop in run.result.redirect_chain)
+    await _check_access(run, run.main, chain, "")
+
+
+async def _check_access(
+    run: PageRun, document: Exchange, chain: tuple[str, ...], where: str
+) -> None:
+    """Read the page's signals and judge them; refuse a wall (raises Refused)."""
+    inspector = run.rules.inspector
+    assert inspector is not None
     t = utc_now()
-    deadline = time.monotonic() + bound(run.clock, _ACCESS_CHECK_TIME)
-    raw: dict[str, Any] | None = None
-    problem = "timed out"
-    while time.monotonic() < deadline and run.crashed is None:
-        try:
-            answer = await run.evaluate(
-                SIGNALS_JS, timeout=max(0.5, deadline - time.monotonic())
-            )
-        except (PageScriptError, TimeoutError) as exc:
-            problem = first_line(exc) if str(exc) else "timed out"
-            # Most often the page is moving on (a meta refresh): read it once it has.
-            await _wait_for_load(run, max(0.2, min(2.0, deadline - time.monotonic())))
-            continue
-        if isinstance(answer, dict):
-            raw = answer
-            break
-        problem = f"the page gave no answer ({type(answer).__name__})"
+    raw, problem = await _read_signals(run)
     if raw is None:
         if run.crashed is not None:
-            return
-        document = run.main or run.result.main_exchange
-        if document is not None:
-            # Judged on the HTML as the server sent it, every form counted as shown.
-            static = signals_from_document(
-                document.body_path,
-                url=document.url,
-                status=document.status,
-                redirect_chain=tuple(hop["url"] for hop in run.result.redirect_chain),
-            )
-            refusal = inspector(static)
-            if refusal is not None:
-                refusal += " (judged on the document as received: the page could not be read)"
-                run.steps.record("access-check", "failed", t, refusal)
-                raise Refused(refusal)
+            return  # judged on the document once the steps stop (run_page_steps)
+        _judge_document(run, document, chain, t)
         run.steps.record(
             "access-check",
             "partial",
             t,
-            f"the page could not be read for a login wall or a bot challenge within "
+            f"{where}the page could not be read for a login wall or a bot challenge within "
             f"{_ACCESS_CHECK_TIME:g} s ({problem}); judged on its HTTP status and the "
             "document as received, which show none: review the renderings before relying "
             "on this capture",
         )
         return
     signals = PageSignals.from_page_script(
-        raw,
-        url=_shown_url(run),
-        status=run.result.http_status,
-        redirect_chain=tuple(hop["url"] for hop in run.result.redirect_chain),
+        raw, url=_shown_url(run), status=document.status, redirect_chain=chain
     )
     refusal = inspector(signals)
     if refusal is not None:
+        run.steps.record("access-check", "failed", t, where + refusal)
+        raise Refused(refusal)
+    run.steps.record(
+        "access-check", "done", t, where + "public page: no login wall, no bot challenge"
+    )
+
+
+async def _read_signals(run: PageRun) -> tuple[dict[str, Any] | None, str]:
+    """The page's signals, read until they come or the check's time is up."""
+    deadline = time.monotonic() + bound(run.clock, _ACCESS_CHECK_TIME)
+    problem = "timed out"
+    while time.monotonic() < deadline and run.crashed is None:
+        try:
+            answer = await run.evaluate(SIGNALS_JS, timeout=max(0.5, deadline - time.monotonic()))
+        except (PageScriptError, TimeoutError) as exc:
+            problem = first_line(exc) if str(exc) else "timed out"
+            # Most often the page is moving on (a meta refresh): read it once it has.
+            await _wait_for_load(run, max(0.2, min(2.0, deadline - time.monotonic())))
+            continue
+        if isinstance(answer, dict):
+            return answer, ""
+        problem = f"the page gave no answer ({type(answer).__name__})"
+    return None, problem
+
+
+def _judge_document(
+    run: PageRun, document: Exchange, chain: tuple[str, ...], t: str
+) -> None:
+    """Rules 4 and 5 on the HTML as the server sent it, every form counted as shown
+    (the page itself could not be read); raises Refused for a wall."""
+    inspector = run.rules.inspector
+    if inspector is None:
+        return
+    static = signals_from_document(
+        document.body_path, url=document.url, status=document.status, redirect_chain=chain
+    )
+    refusal = inspector(static)
+    if refusal is not None:
+        refusal += " (judged on the document as received: the page could not be read)"
         run.steps.record("access-check", "failed", t, refusal)
         raise Refused(refusal)
-    run.steps.record("access-check", "done", t, "public page: no login wall, no bot challenge")
 
 
 async def _wait_for_load(run: PageRun, cap: float | None = None) -> bool:
@@ -388,21 +422,27 @@ async def scroll_step(run: PageRun) -> None:
         # looping on alert() must not make it wait out the capture.
         with contextlib.suppress(PageScriptError, TimeoutError):
             await run.evaluate("() => window.scrollTo(0, 0)", timeout=bound(run.clock, 5.0))
-        _shown_document(run)
+    moved = _shown_document(run)
+    shown = run.result.main_exchange
+    if moved and shown is not None and run.rules.inspector is not None:
+        # Judged where it ended up: a teaser that moves itself on to a sign-in page is
+        # a wall, reached by the way it took.
+        chain = tuple(url for nav in run.result.navigations for url in nav["redirect_chain"])
+        await _check_access(run, shown, chain, f"where the page moved on to ({shown.url}): ")
 
 
-def _shown_document(run: PageRun) -> None:
+def _shown_document(run: PageRun) -> bool:
     """Make the result describe the document the renderings show.
 
     A page may move itself on (a script, a meta refresh): its status, redirect chain and
-    the record the renderings refer to are then those of the document it arrived at, and
-    ``navigations`` lists every top-level document on the way.
+    the record the renderings refer to are then those of the document it arrived at,
+    and ``navigations`` lists every top-level document on the way. Whether it moved on.
     """
     result = run.result
     first = run.main
     if first is None:
         result.final_url = _shown_url(run)
-        return
+        return False
     later: dict[str, list[Exchange]] = {}
     for ex in run.recorder.exchanges[first.order + 1 :]:
         if ex.resource_type == "Document" and ex.frame_id == first.frame_id:
@@ -430,12 +470,13 @@ def _shown_document(run: PageRun) -> None:
     )
     if shown_hops is None:
         result.final_url = _shown_url(run)
-        return
+        return False
     shown = shown_hops[-1]
     result.main_exchange = shown
     result.http_status = shown.status
     result.redirect_chain = _chain_of(shown_hops)
     result.final_url = shown.url
+    return True
 
 
 def _chain_of(hops: list[Exchange]) -> list[dict[str, Any]]:

@@ -1345,7 +1345,13 @@ class _Handler(BaseHTTPRequestHandler):
     # -------------------------------------------------------------------- capture robustness pages
 
     def _deleted(self, query: _Query) -> None:
-        # A deleted post as many servers answer it: 404 and not a byte of body.
+        # A deleted post as many servers answer it: 404 and not a byte of body (with
+        # ?chunked=1 in an empty chunked body, which declares no length).
+        if query.get("chunked") and self.request_version != "HTTP/1.0":
+            self._start(HTTPStatus.NOT_FOUND, _HTML, [("Transfer-Encoding", "chunked")])
+            self.end_headers()
+            self.wfile.write(b"0\r\n\r\n")
+            return
         self._start(HTTPStatus.NOT_FOUND, None, [("Content-Length", "0")])
         self.end_headers()
 
@@ -1359,6 +1365,13 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _pdf_document(self, query: _Query) -> None:
+        if query.get("untyped"):
+            # No Content-Type: Chromium sniffs the PDF and shows it in its viewer.
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Length", str(len(_MINIMAL_PDF)))
+            self.end_headers()
+            self.wfile.write(_MINIMAL_PDF)
+            return
         self._send(HTTPStatus.OK, _MINIMAL_PDF, "application/pdf")
 
     def _drip(self, query: _Query) -> None:
@@ -1414,13 +1427,15 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _okay_status(self, query: _Query) -> None:
-        # http.server writes the reason phrase as Latin-1: "Ökay" goes out as 0xD6 'kay'.
+        # The status line written by hand, in UTF-8 as many servers send it (http.server
+        # would write Latin-1).
         body = _simple_page("Odd status line", "A page whose status line reads 200 Ökay.")
-        self.send_response(HTTPStatus.OK, "Ökay")
-        self.send_header("Content-Type", _HTML)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.log_request(HTTPStatus.OK)
+        head = (
+            f"{self.protocol_version} 200 Ökay\r\nContent-Type: {_HTML}\r\n"
+            f"Content-Length: {len(body)}\r\nCache-Control: no-cache\r\n\r\n"
+        )
+        self.wfile.write(head.encode("utf-8") + body)
 
     def _hostile_metadata(self, query: _Query) -> None:
         """Metadata built to break a reader: deep JSON-LD, overridden built-ins."""
@@ -1477,11 +1492,20 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _out_of_memory(self, query: _Query) -> None:
-        # The renderer runs out of memory (Chromium's "Aw, Snap!") some seconds in.
-        script = (
-            "<script>setTimeout(() => { const hoard = []; "
-            "while (true) hoard.push(new Array(1e6).fill(Math.random())); }, 500);</script>\n"
-        )
+        """The renderer runs out of memory (Chromium's "Aw, Snap!") some seconds in;
+        ``?page=sign-in``: a sign-in page that does so as it loads, before any check."""
+        hoard = "const hoard = []; while (true) hoard.push(new Array(1e6).fill(Math.random()));"
+        if query.get("page", [""])[0] == "sign-in":
+            body = (
+                '<section class="card">\n<h1>Sign in to Sample Social</h1>\n'
+                '<form class="login" method="post" action="/login">\n'
+                '<label>Password <input type="password" name="password"></label>\n'
+                '<button type="submit">Sign in</button>\n</form>\n</section>\n'
+                f"<script>{hoard}</script>\n"
+            )
+            self._send(HTTPStatus.OK, _page("Sign in · Sample Social", body))
+            return
+        script = f"<script>setTimeout(() => {{ {hoard} }}, 500);</script>\n"
         self._send(HTTPStatus.OK, _simple_page("Out of memory", CRASH_TEXT, extra=script))
 
     def _stuck(self, query: _Query) -> None:
