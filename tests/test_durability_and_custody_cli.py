@@ -160,23 +160,6 @@ def test_keys_show_and_export(cli: Cli, tmp_path: Path) -> None:
 
 
 @pytest.mark.browser
-def test_demo_runs_and_verifies(cli: Cli, tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "osint_capture", "--home", str(tmp_path / "demo"), "demo"],
-        capture_output=True,
-        text=True,
-        env={**cli.env, "OSINT_CAPTURE_KEY_DIR": str(tmp_path / "k")},
-        timeout=240,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "Verified" in proc.stdout
-    items = list((tmp_path / "demo").glob("DEMO-*/items/*/manifest.json"))
-    assert len(items) == 1
-    assert not (tmp_path / "k").exists(), "the demo never touches the operator's key folder"
-
-
-@pytest.mark.browser
 def test_verify_command_logs_the_examination_and_catches_tampering(
     cli: Cli, site: SampleSite
 ) -> None:

@@ -1,5 +1,6 @@
-"""`osint-capture demo` ends by exporting the demo case, verifying the bundle, and
-printing its path (real Chromium against the bundled sample site on 127.0.0.1)."""
+"""`osint-capture demo` captures the sample post, verifies it, and ends by exporting the
+demo case, verifying the bundle, and printing its path (real Chromium against the
+bundled sample site on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -42,3 +43,8 @@ def test_the_demo_ends_with_a_verified_bundle_and_its_path(cli: Cli, tmp_path: P
         check=False,
     )
     assert check.returncode == 0, check.stdout[-2000:]
+    # The demo's capture itself (one run serves both: the demo is the slowest command).
+    assert "Verified" in proc.stdout
+    items = list(home.glob("DEMO-*/items/*/manifest.json"))
+    assert len(items) == 1
+    assert not (tmp_path / "k").exists(), "the demo never touches the operator's key folder"

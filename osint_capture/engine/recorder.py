@@ -106,6 +106,7 @@ class Recorder:
         self._pending_data: dict[str, list[bytes]] = {}
         self._inflight: set[str] = set()
         self._last_activity = time.monotonic()
+        self._last_change = self._last_activity
         self._request_info: dict[str, dict[str, Any]] = {}
         self._browser_initiated: set[str] = set()
         self._headers = NetworkHeaders()
@@ -177,18 +178,33 @@ class Recorder:
     def quiet_for(self) -> float:
         return time.monotonic() - self._last_activity if not self._inflight else 0.0
 
-    async def wait_quiet(self, quiet: float, deadline: float) -> bool:
-        """Wait until no request has been open for ``quiet`` seconds, or the deadline."""
+    def inflight_ids(self) -> frozenset[str]:
+        return frozenset(self._inflight)
+
+    def _quiet_for(self, ignoring: frozenset[str]) -> float:
+        if not ignoring:
+            return self.quiet_for
+        # Requests open all along (a long-poll, a trickle) keep sending data: only
+        # requests starting and ending count, and only those not ignored must be done.
+        return 0.0 if self._inflight - ignoring else time.monotonic() - self._last_change
+
+    async def wait_quiet(
+        self, quiet: float, deadline: float, *, ignoring: frozenset[str] = frozenset()
+    ) -> bool:
+        """Wait until no request has been open for ``quiet`` seconds, or the deadline;
+        requests in ``ignoring`` (open before, and perhaps never ending) do not count."""
         while time.monotonic() < deadline:
-            if self.quiet_for >= quiet:
+            if self._quiet_for(ignoring) >= quiet:
                 return True
             await asyncio.sleep(0.1)
-        return self.quiet_for >= quiet
+        return self._quiet_for(ignoring) >= quiet
 
     # -- event handlers ----------------------------------------------------------
 
-    def _touch(self) -> None:
+    def _touch(self, *, changed: bool = False) -> None:
         self._last_activity = time.monotonic()
+        if changed:  # a request started or ended
+            self._last_change = self._last_activity
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -219,7 +235,7 @@ class Recorder:
             self._browser_initiated.add(network_id)
         else:
             self._inflight.add(network_id)
-        self._touch()
+        self._touch(changed=True)
 
     def apply_sent_headers(self) -> None:
         """Give each exchange the headers the network stack really sent and received
@@ -319,7 +335,7 @@ class Recorder:
     def _on_finished(self, params: dict[str, Any]) -> None:
         network_id = params["requestId"]
         self._inflight.discard(network_id)
-        self._touch()
+        self._touch(changed=True)
         exchange = self._current.get(network_id)
         if exchange is not None and exchange.truncated is None:
             exchange.complete = True
@@ -332,7 +348,7 @@ class Recorder:
     def _on_failed(self, params: dict[str, Any]) -> None:
         network_id = params["requestId"]
         self._inflight.discard(network_id)
-        self._touch()
+        self._touch(changed=True)
         exchange = self._current.get(network_id)
         error_text = str(params.get("errorText") or "failed")
         if exchange is not None and not exchange.complete:

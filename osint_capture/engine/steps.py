@@ -302,6 +302,7 @@ async def _check_access(
     inspector = run.rules.inspector
     assert inspector is not None
     t = utc_now()
+    started = time.monotonic()
     raw, problem = await _read_signals(run)
     if raw is None:
         if run.crashed is not None:
@@ -312,7 +313,7 @@ async def _check_access(
             "partial",
             t,
             f"{where}the page could not be read for a login wall or a bot challenge within "
-            f"{_ACCESS_CHECK_TIME:g} s ({problem}); judged on its HTTP status and the "
+            f"{time.monotonic() - started:.0f} s ({problem}); judged on its HTTP status and the "
             "document as received, which show none: review the renderings before relying "
             "on this capture",
         )
@@ -498,11 +499,16 @@ async def _scroll(run: PageRun) -> None:
     try:
         while rounds < options.max_scroll_rounds and clock.left(load=True) > 1.0:
             rounds += 1
+            # What was open before this round (a long-poll, a trickle) is not waited for
+            # again: only what the scrolling itself asked for.
+            before = run.recorder.inflight_ids()
             new_height = int(
                 await run.evaluate(SCROLL_JS, [60, 120], timeout=max(1.0, clock.left(load=True)))
             )
             await run.recorder.wait_quiet(
-                options.quiet_period, time.monotonic() + min(3.0, clock.left(load=True))
+                options.quiet_period,
+                time.monotonic() + min(3.0, clock.left(load=True)),
+                ignoring=before,
             )
             bottom = int(await run.evaluate(AT_BOTTOM_JS, timeout=bound(clock, 5.0)))
             final_height = int(
