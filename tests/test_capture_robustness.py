@@ -62,7 +62,7 @@ class Page:
 _SLOWEST_FIRST = (
     "out-of-memory",
     "drip-25s",
-    "out-of-memory-sign-in",
+    "crash-sign-in",
     "huge-dom",
     "endless-document",
     "drip-endless",
@@ -96,7 +96,8 @@ PAGES: dict[str, Page] = {
         options={"size_limit": 5 * MIB, "time_limit": 14.0, "max_scroll_rounds": 1},
     ),
     "out-of-memory": Page("/robust/out-of-memory"),
-    "out-of-memory-sign-in": Page("/robust/out-of-memory?page=sign-in"),
+    # A sign-in page whose renderer runs out of memory as it loads, before any check.
+    "crash-sign-in": Page("/robust/out-of-memory?page=sign-in"),
     # 6. metadata
     "deep-json-ld": Page("/robust/metadata?depth=5000&override=json"),
     "hostile-getattribute": Page("/robust/metadata?override=attr"),
@@ -432,7 +433,7 @@ def test_a_public_page_that_hangs_the_browser_is_kept_as_partial(captured: Batch
 def test_a_sign_in_page_that_crashes_the_browser_is_still_refused(captured: Batch) -> None:
     # The renderer dies before the access check can read the page: the document as
     # received still shows the wall, and a wall is never sealed as evidence.
-    outcome = captured["out-of-memory-sign-in"]
+    outcome = captured["crash-sign-in"]
     assert isinstance(outcome.error, Refused), outcome.error
     assert "password form" in outcome.error.message
     assert len(captured.refusals_of(outcome.url)) == 1

@@ -371,11 +371,19 @@ async def _wait_for_load(run: PageRun, cap: float | None = None) -> bool:
     seconds = min(run.options.settle_timeout, run.clock.left(load=True))
     if cap is not None:
         seconds = min(seconds, cap)
+    load = asyncio.ensure_future(run.page.wait_for_load_state("load", timeout=ms(seconds)))
+    crash = asyncio.ensure_future(run.crash_event.wait())
     try:
-        await run.page.wait_for_load_state("load", timeout=ms(seconds))
-    except PlaywrightError:  # includes the timeout: either way, no load event to wait for
+        # A crashed page never fires its load event, nor says so: stop waiting at once.
+        await asyncio.wait({load, crash}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        crash.cancel()
+    if not load.done():
+        load.cancel()
+        await asyncio.wait([load])
         return False
-    return True
+    # PlaywrightError includes the timeout: either way, no load event to wait for.
+    return load.exception() is None
 
 
 def _shown_url(run: PageRun) -> str:
