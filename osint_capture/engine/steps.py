@@ -70,7 +70,9 @@ async def run_page_steps(run: PageRun) -> None:
     """Run :data:`PAGE_STEPS` in order; raises Refused or CaptureFailed to stop.
 
     A crash of the browser stops the steps without raising: what was recorded until then
-    is kept, and the result says it crashed (``EngineResult.crash``) — never a refusal.
+    is kept, and the result says it crashed (``EngineResult.crash``). A crash is never by
+    itself a refusal, but a page it struck before the access check is judged on its
+    document as received, and a wall there is refused.
     """
     for step in PAGE_STEPS:
         if run.crashed is not None:
