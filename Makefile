@@ -4,10 +4,11 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 BROWSER_STAMP := $(VENV)/.browser
+REPLAY_STAMP := $(VENV)/.replaywebpage
 
 .PHONY: demo test lint bench install browser clean
 
-install: $(STAMP) $(BROWSER_STAMP)
+install: $(STAMP) $(BROWSER_STAMP) $(REPLAY_STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +23,16 @@ $(BROWSER_STAMP): $(STAMP) scripts/install-browser.sh
 
 browser: $(BROWSER_STAMP)
 
+# ReplayWeb.page (npm replaywebpage, pinned, checksum checked) for `osint-capture replay`.
+$(REPLAY_STAMP): $(STAMP) scripts/install-replay.sh
+	sh scripts/install-replay.sh $(VENV)
+	touch $@
+
 demo: install
 	$(VENV)/bin/osint-capture demo
 
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check osint_capture cases chain_of_custody tests
@@ -36,6 +42,7 @@ bench: install
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/verify_bench.py
 	$(PY) benchmarks/export_bench.py
+	$(PY) benchmarks/timestamp_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

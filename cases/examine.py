@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from chain_of_custody.bundle import verify_bundle
 from chain_of_custody.custody import line_sha256, split_log
@@ -43,11 +43,14 @@ from chain_of_custody.verify import (
 
 from .case import is_case_id, is_item_id
 from .custody import CUSTODY_FILE, append_event, read_log_bytes
+
+if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
 from .store import CASE_FILE, EvidenceStore
 
 __all__ = ["Target", "TargetExamination", "against_bundle", "resolve_target", "verify_target"]
 
-TargetKind = Literal["item", "case", "bundle"]
+TargetKind = Literal["item", "case", "bundle", "wacz"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ def resolve_target(store: EvidenceStore, name: str) -> Target:
     if is_case_id(name) and (store.home / name / CASE_FILE).is_file() and not os.path.exists(name):
         return Target("case", store.case_dir(name), name)
     path = Path(name)
+    if path.suffix.lower() == ".wacz":
+        return Target("wacz", path)
     if path.is_file() or path.suffix.lower() == ".zip":
         return Target("bundle", path)
     if is_item_dir(path):
@@ -123,6 +128,7 @@ def verify_target(
     trusted: Collection[str] | None,
     signer: Signer | None,
     against: Path | None = None,
+    tsa_roots: Sequence[Certificate] | None = None,
 ) -> TargetExamination:
     """Verify what ``name`` names; log a ``verified`` entry when it lives in the home and
     ``signer`` is given. The checks decide the outcome, logged or not.
@@ -138,18 +144,20 @@ def verify_target(
             hint="give the case ID: osint-capture verify CASE_ID --against FILE.zip",
         )
     if not target.in_home:
-        examined = examine_path(target.path, trusted)
+        examined = examine_path(target.path, trusted, tsa_roots)
         return TargetExamination(target, examined.verdict, examined, None)
     assert target.case_id is not None
     log = store.case_dir(target.case_id) / CUSTODY_FILE
     if not log.is_file():
         raise IntegrityError(f"case {target.case_id} has no custody log ({log} is missing)")
     if target.kind == "item":
-        item = verify_item(target.path, trusted_fingerprints=trusted or None, custody_log=log)
+        item = verify_item(
+            target.path, trusted_fingerprints=trusted or None, custody_log=log, tsa_roots=tsa_roots
+        )
         examined = Examined("item", item, item_verdict(item, str(target.path)))
         details = _item_details(item, target.path)
     else:
-        case = verify_case(target.path, trusted_fingerprints=trusted or None)
+        case = verify_case(target.path, trusted_fingerprints=trusted or None, tsa_roots=tsa_roots)
         checked = case_verdict(case, str(target.path))
         if against is not None:
             assert target.case_id is not None

@@ -62,12 +62,13 @@ from chain_of_custody.custody import (
     split_log,
 )
 from chain_of_custody.durable import TEMP_PREFIX, fsync_dir
-from chain_of_custody.errors import IntegrityError, UsageError
+from chain_of_custody.errors import IntegrityError, OsintCaptureError, TimestampFailed, UsageError
 from chain_of_custody.hashing import sha256_bytes
 from chain_of_custody.item import (
     ITEMS_DIR_NAME,
     MANIFEST_NAME,
     SIGNATURE_NAME,
+    STAMP_NAME,
     SUMS_NAME,
     load_manifest,
     manifest_files,
@@ -75,12 +76,14 @@ from chain_of_custody.item import (
 )
 from chain_of_custody.regular import open_regular, read_regular_file
 from chain_of_custody.signing import Signer
+from chain_of_custody.timestamp import HEAD_STAMP_NAME
 from chain_of_custody.timeutil import parse_utc, utc_now
 from chain_of_custody.verify import StepResult, verify_item
 
 from .actions import case_for_capture
 from .custody import CUSTODY_FILE, append_event, check_log_writable, read_log_bytes
 from .store import CASE_FILE, EvidenceStore
+from .timestamping import Obtained, TsaConfig, log_head_stamp, request_stamp
 
 __all__ = [
     "RENDERED_NAMES",
@@ -103,6 +106,7 @@ _MEDIA_TYPES = {
     REPORT_PDF_NAME: "application/pdf",
     CERTIFICATION_NAME: "text/plain; charset=utf-8",
     VERIFY_NAME: "text/plain; charset=utf-8",
+    HEAD_STAMP_NAME: "application/timestamp-reply",
 }
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP})
 
@@ -162,6 +166,10 @@ class ExportResult:
     members: int
     size: int
     manifest_sha256: str
+    # The custody head's RFC 3161 stamp (custody.head.tsr): its genTime, or why the
+    # bundle has none ("no TSA configured", or what the TSAs did).
+    head_stamp: str = "no TSA configured"
+    head_stamped: bool = False
 
 
 @dataclass(frozen=True)
@@ -185,8 +193,13 @@ def export_case(
     force: bool = False,
     signer: Signer,
     render: Renderer | None = None,
+    tsa: TsaConfig | None = None,
 ) -> ExportResult:
     """Write the bundle of ``case_id`` (its ``items``, default all) to ``out``.
+
+    With ``tsa``, the bundle's ``custody.head`` is stamped (``custody.head.tsr``) and the
+    stamp logged as ``timestamped``; a TSA that is down or wrong only leaves the bundle
+    without it (``ExportResult.head_stamp`` says why).
 
     Raises UsageError (exit 2) for an unknown case or item, an empty recipient, an
     ``out`` that is not a ``.zip`` in an existing folder outside the evidence home, or
@@ -220,17 +233,32 @@ def export_case(
         signer=signer,
     )
     try:
-        return _write_bundle(
-            store, case_id, out, force, signer, render, released, recipient, reason, entry
+        result = _write_bundle(
+            store, case_id, out, force, signer, render, released, recipient, reason, entry, tsa
         )
     except BaseException as exc:
         _log_incomplete(store, case_id, out, exc, signer)
         raise
+    return result
 
 
-def _check_out(store: EvidenceStore, out: Path, force: bool) -> None:
-    if out.suffix.lower() != ".zip":
-        raise UsageError(f"--out must name a .zip file, not {out.name!r}")
+def _stamp_head(
+    head: bytes, tsa: TsaConfig | None
+) -> tuple[Obtained | None, str]:
+    """The bundle head's stamp, or None and why; never raises for a TSA's failure."""
+    if tsa is None:
+        return None, "no TSA configured"
+    try:
+        obtained = request_stamp(head, tsa)
+    except TimestampFailed as exc:
+        return None, exc.message
+    return obtained, f"genTime {obtained.stamp.gen_time_text} from {obtained.url}"
+
+
+
+def _check_out(store: EvidenceStore, out: Path, force: bool, suffix: str = ".zip") -> None:
+    if out.suffix.lower() != suffix:
+        raise UsageError(f"--out must name a {suffix} file, not {out.name!r}")
     if not out.parent.is_dir():
         raise UsageError(f"--out: the folder {out.parent} does not exist")
     home = os.path.realpath(store.home)
@@ -290,8 +318,9 @@ def _verified(store: EvidenceStore, case_id: str, item_id: str) -> ExportedItem:
         (MANIFEST_NAME, "application/json"),
         (SIGNATURE_NAME, "application/octet-stream"),
         (SUMS_NAME, "text/plain; charset=utf-8"),
+        (STAMP_NAME, "application/timestamp-reply"),
     ):
-        if name == SUMS_NAME and not os.path.lexists(folder / name):
+        if name in (SUMS_NAME, STAMP_NAME) and not os.path.lexists(folder / name):
             continue
         data = manifest_bytes if name == MANIFEST_NAME else read_regular_file(folder / name)
         files.append(BundleFile(name, len(data), sha256_bytes(data), media_type))
@@ -323,9 +352,11 @@ def _write_bundle(
     recipient: str,
     reason: str | None,
     entry: Mapping[str, Any],
+    tsa: TsaConfig | None = None,
 ) -> ExportResult:
     case_dir = store.case_dir(case_id)
     log, head, events = _log_snapshot(case_dir, case_id, entry, signer)
+    head_stamp, head_stamp_note = _stamp_head(head, tsa)
     seq = int(entry["seq"])
     head_sha = line_sha256(canonical_json(entry))
     exported_at = str(entry["time"])
@@ -347,6 +378,8 @@ def _write_bundle(
         _data_member(CUSTODY_FILE, log),
         _data_member(HEAD_NAME, head),
     ]
+    if head_stamp is not None:
+        members.append(_data_member(HEAD_STAMP_NAME, head_stamp.der))
     for item in released:
         for f in item.files:
             members.append(
@@ -407,6 +440,13 @@ def _write_bundle(
             bundle.add(member)
         size = bundle.commit()
         members = [*members, *tail]
+    if head_stamp is not None:
+        try:
+            log_head_stamp(store, case_id, head, head_stamp, signer=signer, bundle=out.name)
+        except (OsintCaptureError, OSError) as exc:
+            # The bundle is written and carries the stamp; only the home's record of it
+            # is missing, which the note says.
+            head_stamp_note += f" (not logged: {exc})"
     return ExportResult(
         path=out,
         case_id=case_id,
@@ -418,6 +458,8 @@ def _write_bundle(
         members=len(members),
         size=size,
         manifest_sha256=sha256_bytes(manifest),
+        head_stamp=head_stamp_note,
+        head_stamped=head_stamp is not None,
     )
 
 

@@ -1,7 +1,9 @@
-"""``python -m chain_of_custody verify TARGET [--trust FP ...] [--trusted-key PEM ...] [--json]``
+"""``python -m chain_of_custody verify TARGET [--trust FP ...] [--trusted-key PEM ...]
+[--tsa-root PEM ...] [--json]``
 
 TARGET is an item folder (``…/items/ITEM_ID``), a case folder (then its custody log once
-and every item against it) or a bundle (``.zip``, read in a private temporary folder).
+and every item against it), a bundle (``.zip``, read in a private temporary folder) or a
+WACZ package (``.wacz``, read the same way).
 Read-only, always. Exit status: 0 everything verifies, 1 an integrity failure, 2 a usage
 error. Errors are one line on stderr, never a traceback.
 """
@@ -13,7 +15,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from chain_of_custody.errors import (
     EXIT_INTEGRITY,
@@ -22,9 +24,13 @@ from chain_of_custody.errors import (
     OsintCaptureError,
     UsageError,
 )
-from chain_of_custody.report import Check, examine_path
+from chain_of_custody.report import Check, examine_path, not_timestamped
 from chain_of_custody.signing import fingerprint_of_key_file
 from chain_of_custody.verify import CaseReport, ItemReport, normalize_trusted
+from chain_of_custody.wacz import WaczReport
+
+if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
 
 __all__ = ["main"]
 
@@ -49,7 +55,9 @@ def _parser() -> _Parser:
         help="verify an item, a whole case or a bundle",
         description="Verify an item folder, a case folder and all its items, or a bundle.",
     )
-    verify.add_argument("path", type=Path, help="item folder, case folder or bundle (.zip)")
+    verify.add_argument(
+        "path", type=Path, help="item folder, case folder, bundle (.zip) or WACZ (.wacz)"
+    )
     verify.add_argument(
         "--trust",
         action="append",
@@ -66,6 +74,15 @@ def _parser() -> _Parser:
         metavar="PUB.pem",
         help="trust the public key in this file, as `keys export` writes it (repeatable)",
     )
+    verify.add_argument(
+        "--tsa-root",
+        action="append",
+        metavar="ROOT.pem",
+        help=(
+            "RFC 3161 timestamps must chain to a certificate in this PEM file (repeatable); "
+            "without it, to the root a reply carries, reported as weaker"
+        ),
+    )
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
@@ -79,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         trusted = trusted_keys(args.trust, args.trusted_key)
-        return _verify(args.path, trusted, as_json=args.json)
+        roots = tsa_roots(args.tsa_root)
+        return _verify(args.path, trusted, roots, as_json=args.json)
     except OsintCaptureError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
@@ -106,10 +124,35 @@ def trusted_keys(
     return frozenset(trusted)
 
 
-def _verify(path: Path, trusted: frozenset[str] | None, *, as_json: bool) -> int:
-    examined = examine_path(path, trusted)
+def tsa_roots(paths: Sequence[str] | None) -> tuple[Certificate, ...] | None:
+    """The certificates of ``--tsa-root`` (None: not given)."""
+    if not paths:
+        return None
+    from chain_of_custody.timestamp import load_certificates
+
+    return load_certificates(paths, option="--tsa-root")
+
+
+def _verify(
+    path: Path,
+    trusted: frozenset[str] | None,
+    roots: Sequence[Certificate] | None = None,
+    *,
+    as_json: bool,
+) -> int:
+    examined = examine_path(path, trusted, roots)
     if as_json:
-        print(json.dumps(examined.verdict.to_dict(), indent=2, ensure_ascii=False))
+        document = examined.verdict.to_dict()
+        if isinstance(examined.report, WaczReport):
+            unstamped: Sequence[str] = ()  # a WACZ carries no item timestamps
+        elif not isinstance(examined.report, ItemReport | CaseReport):
+            unstamped = () if examined.report.case is None else not_timestamped(
+                examined.report.case
+            )
+        else:
+            unstamped = not_timestamped(examined.report)
+        document["not_timestamped"] = list(unstamped)
+        print(json.dumps(document, indent=2, ensure_ascii=False))
         return EXIT_OK if examined.verdict.ok else EXIT_INTEGRITY
     report = examined.report
     if isinstance(report, ItemReport):
@@ -117,6 +160,11 @@ def _verify(path: Path, trusted: frozenset[str] | None, *, as_json: bool) -> int
         print("VERIFIED" if report.ok else "FAILED")
     elif isinstance(report, CaseReport):
         _print_case(report)
+    elif isinstance(report, WaczReport):
+        print(f"wacz {path}")
+        for check in examined.verdict.checks:
+            print(f"  [{_mark(check)}] {check.step}. {check.check}: {check.detail}")
+        print("VERIFIED" if examined.verdict.ok else "FAILED")
     else:
         bundle_check = examined.verdict.checks[0]
         print(f"bundle {path}")
@@ -144,6 +192,8 @@ def _print_item(report: ItemReport) -> None:
         print(f"  [{mark}] {step.number}. {step.name}: {step.detail}")
         for problem in step.problems[3:]:
             print(f"         {problem}")
+    if not report.timestamped:
+        print("  [ -- ] not timestamped (no manifest.json.sig.tsr; not a failure)")
 
 
 def _print_case(report: CaseReport) -> None:
@@ -161,8 +211,12 @@ def _print_case(report: CaseReport) -> None:
         print(f"  custody log: {report.chain.entries} entries, chain {state}")
         for warning in report.chain.warnings:
             print(f"    warning: {warning}")
+    stamp_problems = {p for s in report.head_stamps for p in s.problems}
     for problem in report.problems:
-        print(f"  problem: {problem}")
+        if problem not in stamp_problems:
+            print(f"  problem: {problem}")
+    for stamp in report.head_stamps:
+        print(f"  [{' ok ' if stamp.ok else 'FAIL'}] {stamp.number}. {stamp.name}: {stamp.detail}")
     for item in report.items:
         _print_item(item)
     failed = sum(1 for item in report.items if not item.ok)

@@ -32,10 +32,10 @@ import tempfile
 import unicodedata
 import zipfile
 import zlib
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from chain_of_custody.bundle_manifest import ManifestCheck, check_bundle_manifest
 from chain_of_custody.custody import CUSTODY_LOG_NAME, parse_line
@@ -56,6 +56,9 @@ from chain_of_custody.verify import (
     normalize_trusted,
     verify_case,
 )
+
+if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
 
 __all__ = [
     "DEFAULT_MAX_MEMBER",
@@ -219,6 +222,7 @@ def verify_bundle(
     path: Path,
     *,
     trusted_fingerprints: Collection[str] | None = None,
+    tsa_roots: Sequence[Certificate] | None = None,
     max_total: int = DEFAULT_MAX_TOTAL,
     max_member: int = DEFAULT_MAX_MEMBER,
     max_ratio: float = DEFAULT_MAX_RATIO,
@@ -252,7 +256,7 @@ def verify_bundle(
         )
         case: CaseReport | None = None
         if is_case_dir(bundle.root):
-            raw = verify_case(bundle.root, trusted_fingerprints=trusted)
+            raw = verify_case(bundle.root, trusted_fingerprints=trusted, tsa_roots=tsa_roots)
             case = _relative_case(raw, bundle.root, path)
             if manifest.present and manifest.ok:
                 case = _released_only(case, frozenset(manifest.items))
@@ -924,6 +928,7 @@ def _relative_case(report: CaseReport, root: Path, bundle: Path) -> CaseReport:
         path=str(bundle),
         items=items,
         problems=tuple(rel(p) for p in report.problems),
+        head_stamps=tuple(step(s) for s in report.head_stamps),
     )
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "Refused",
     "SigningKeyError",
     "StorageError",
+    "TimestampFailed",
     "UsageError",
     "storage_error",
 ]
@@ -99,6 +100,13 @@ class BrowserCrashed(CaptureFailed):
     def __init__(self, message: str, hint: str | None = None, item_id: str | None = None):
         super().__init__(message, hint)
         self.item_id = item_id
+
+
+class TimestampFailed(OsintCaptureError):
+    """No configured Time-Stamping Authority gave a valid stamp: none answered within the
+    bound, or each reply was refused. Nothing was stored; the evidence is unchanged."""
+
+    exit_code = EXIT_CAPTURE_FAILED
 
 
 class StorageError(OsintCaptureError):

@@ -45,6 +45,7 @@ __all__ = [
     "ROBOTS_NAME",
     "SCREENSHOT_NAME",
     "SIGNATURE_NAME",
+    "STAMP_NAME",
     "STATUSES",
     "SUMS_NAME",
     "TEXT_NAME",
@@ -96,9 +97,12 @@ RENDERINGS: tuple[tuple[str, str, str], ...] = (
 )
 # Top-level names only: a captured page may well have its own assets/manifest.json.
 RESERVED_NAMES = frozenset({MANIFEST_NAME, SIGNATURE_NAME})
+# The RFC 3161 stamp of the signature (chain_of_custody.timestamp), made after it.
+STAMP_NAME = SIGNATURE_NAME + ".tsr"
 # Not listed in the manifest by construction: the manifest and its signature cannot list
-# themselves, and SHA256SUMS (for `sha256sum -c`) is written after, covering the manifest.
-UNLISTED_NAMES = frozenset({MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME})
+# themselves, SHA256SUMS (for `sha256sum -c`) is written after, covering the manifest, and
+# the timestamp stamps the signature, so it comes later still (SHA256SUMS lists it).
+UNLISTED_NAMES = frozenset({MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME, STAMP_NAME})
 # Where an item sits: <case>/items/<ITEM_ID>, beside <case>/case.json.
 ITEMS_DIR_NAME = "items"
 CASE_RECORD_NAME = "case.json"

@@ -23,6 +23,7 @@ from chain_of_custody.custody import CUSTODY_LOG_NAME, HEAD_NAME
 from chain_of_custody.errors import UsageError
 from chain_of_custody.item import ITEMS_DIR_NAME
 from chain_of_custody.verify import (
+    HEAD_STAMP_STEP,
     CaseReport,
     ItemReport,
     is_case_dir,
@@ -32,7 +33,10 @@ from chain_of_custody.verify import (
 )
 
 if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
+
     from chain_of_custody.bundle import BundleReport
+    from chain_of_custody.wacz import WaczReport
 
 __all__ = [
     "AGAINST_STEP",
@@ -46,10 +50,12 @@ __all__ = [
     "case_verdict",
     "examine_path",
     "item_verdict",
+    "not_timestamped",
     "verdict",
+    "wacz_verdict",
 ]
 
-Kind = Literal["item", "case", "bundle"]
+Kind = Literal["item", "case", "bundle", "wacz"]
 CASE_STEPS = {
     8: "custody log and signed head verify",
     9: "the case folder holds what its log records, and nothing else",
@@ -132,9 +138,15 @@ def _summarise(good: str, problems: Sequence[str]) -> str:
 
 
 def case_checks(report: CaseReport, target: str) -> list[Check]:
-    """Steps 8 and 9 of a case, then steps 1-7 of each of its items."""
-    log_problems = [p for p in report.problems if p.startswith((CUSTODY_LOG_NAME, HEAD_NAME))]
-    other = [p for p in report.problems if p not in log_problems]
+    """Steps 8 and 9 of a case, step 14 for each custody head stamp it holds, then steps
+    1-7 (and 13, for a stamped item) of each of its items."""
+    stamp_problems = {p for s in report.head_stamps for p in s.problems}
+    log_problems = [
+        p
+        for p in report.problems
+        if p.startswith((CUSTODY_LOG_NAME, HEAD_NAME)) and p not in stamp_problems
+    ]
+    other = [p for p in report.problems if p not in log_problems and p not in stamp_problems]
     if report.chain is None:
         log_good = ""
     else:
@@ -164,9 +176,20 @@ def case_checks(report: CaseReport, target: str) -> list[Check]:
             _summarise(f"{len(report.items)} item(s), each recorded as captured", other),
         ),
     ]
+    number, name = HEAD_STAMP_STEP
+    checks.extend(
+        Check(number, name, f"{base}/{stamp.detail.split(':', 1)[0]}", stamp.ok, stamp.detail)
+        for stamp in report.head_stamps
+    )
     for item in report.items:
         checks.extend(_item_checks(item, f"{base}/{ITEMS_DIR_NAME}/{item.item_id}"))
     return checks
+
+
+def not_timestamped(report: ItemReport | CaseReport) -> tuple[str, ...]:
+    """The item IDs without a stamp ("not timestamped", which is not a failure)."""
+    items = (report,) if isinstance(report, ItemReport) else report.items
+    return tuple(item.item_id for item in items if not item.timestamped)
 
 
 def case_verdict(report: CaseReport, target: str) -> Verdict:
@@ -226,26 +249,42 @@ class Examined:
     """What was verified at a path: its kind, the full report and the checks."""
 
     kind: Kind
-    report: ItemReport | CaseReport | BundleReport
+    report: ItemReport | CaseReport | BundleReport | WaczReport
     verdict: Verdict
 
 
-def examine_path(path: Path, trusted: Collection[str] | None = None) -> Examined:
+def wacz_verdict(report: WaczReport, target: str) -> Verdict:
+    """The checks of a WACZ package: steps 20-22 (chain_of_custody.wacz)."""
+    checks = [Check(s.number, s.name, s.target, s.ok, s.detail, s.skipped) for s in report.steps]
+    return verdict(target, "wacz", checks)
+
+
+def examine_path(
+    path: Path,
+    trusted: Collection[str] | None = None,
+    tsa_roots: Sequence[Certificate] | None = None,
+) -> Examined:
     """Verify whatever ``path`` is, read-only: an item folder, a case folder or a bundle.
 
+    ``tsa_roots``: the roots timestamps must chain to (None: the replies' own, weaker).
     Raises UsageError when it is none of them (or does not exist).
     """
     target = str(path)
+    if path.suffix.lower() == ".wacz":
+        from chain_of_custody.wacz import verify_wacz
+
+        package = verify_wacz(path, trusted_fingerprints=trusted)
+        return Examined("wacz", package, wacz_verdict(package, target))
     if path.is_file() or path.suffix.lower() == ".zip":
         from chain_of_custody.bundle import verify_bundle
 
-        bundle = verify_bundle(path, trusted_fingerprints=trusted)
+        bundle = verify_bundle(path, trusted_fingerprints=trusted, tsa_roots=tsa_roots)
         return Examined("bundle", bundle, bundle_verdict(bundle, target))
     if is_item_dir(path):
-        item = verify_item(path, trusted_fingerprints=trusted)
+        item = verify_item(path, trusted_fingerprints=trusted, tsa_roots=tsa_roots)
         return Examined("item", item, item_verdict(item, target))
     if is_case_dir(path):
-        case = verify_case(path, trusted_fingerprints=trusted)
+        case = verify_case(path, trusted_fingerprints=trusted, tsa_roots=tsa_roots)
         return Examined("case", case, case_verdict(case, target))
     if not path.exists():
         raise UsageError(f"{path} does not exist")

@@ -13,10 +13,11 @@ import json
 import os
 import re
 import stat
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chain_of_custody.canonical import check_depth
 from chain_of_custody.custody import (
@@ -37,6 +38,7 @@ from chain_of_custody.item import (
     ITEMS_DIR_NAME,
     MANIFEST_NAME,
     SIGNATURE_NAME,
+    STAMP_NAME,
     SUMS_NAME,
     UNLISTED_NAMES,
     FileEntry,
@@ -50,6 +52,7 @@ from chain_of_custody.signing import (
     normalize_fingerprint,
     verify_signature,
 )
+from chain_of_custody.timeutil import parse_utc
 from chain_of_custody.warccheck import (
     WarcCheck,
     check_warc,
@@ -59,7 +62,12 @@ from chain_of_custody.warccheck import (
 )
 from chain_of_custody.warccheck import one_line as _one_line
 
+if TYPE_CHECKING:
+    from cryptography.x509 import Certificate
+
 __all__ = [
+    "HEAD_STAMP_STEP",
+    "STAMP_STEP",
     "STEP_NAMES",
     "CaseReport",
     "ItemReport",
@@ -81,7 +89,18 @@ STEP_NAMES = {
     5: "no unlisted files",
     6: "WARC record digests verify",
     7: "custody log records this capture",
+    13: "RFC 3161 timestamp verifies",
 }
+# Step 13 (an item's manifest.json.sig.tsr) is listed only for an item that has a stamp,
+# step 14 (custody.head.tsr, timestamps/*.tsr) only for a case that has one: an item or
+# case without one is "not timestamped", which is not a failure.
+STAMP_STEP = 13
+HEAD_STAMP_STEP = (14, "custody head timestamp verifies")
+# A stamp this long after the manifest was made is flagged (an item stamped later by
+# `osint-capture timestamp` is one); one before the capture started, beyond this margin
+# for the two clocks, is flagged too: the workstation clock was ahead.
+_STAMP_LATE = timedelta(hours=24)
+_STAMP_EARLY = timedelta(minutes=5)
 
 _DETAIL_PROBLEMS = 3
 
@@ -122,6 +141,11 @@ class ItemReport:
         return next(s for s in self.steps if s.number == number)
 
     @property
+    def timestamped(self) -> bool:
+        """True when the item has a stamp (step 13, which may still fail)."""
+        return any(s.number == STAMP_STEP for s in self.steps)
+
+    @property
     def first_failure(self) -> StepResult | None:
         return next((s for s in self.steps if not s.ok), None)
 
@@ -146,6 +170,9 @@ class CaseReport:
     items: tuple[ItemReport, ...]
     problems: tuple[str, ...]
     path: str = ""
+    # Step 14 for each custody head stamp found (custody.head.tsr, timestamps/*.tsr); a
+    # failed one is also among ``problems``, named by its file.
+    head_stamps: tuple[StepResult, ...] = ()
 
     @property
     def facts(self) -> CaseFacts | None:
@@ -225,6 +252,8 @@ class _Context:
     custody: _CustodyLog | None
     # The case folder the item sits in (``<case>/items/<ITEM_ID>``), or None.
     case_dir: Path | None = None
+    # The TSA roots a stamp must chain to (None: the reply's own, reported as weaker).
+    tsa_roots: Sequence[Certificate] | None = None
     manifest_bytes: bytes = b""
     manifest: Mapping[str, Any] | None = None
     files: tuple[FileEntry, ...] = ()
@@ -264,6 +293,7 @@ def verify_item(
     *,
     trusted_fingerprints: Collection[str] | None = None,
     custody_log: Path | None = None,
+    tsa_roots: Sequence[Certificate] | None = None,
 ) -> ItemReport:
     """Verify one captured item, in these steps:
 
@@ -291,6 +321,12 @@ def verify_item(
        has a ``captured`` entry for this item whose ``details.manifest_sha256`` is the
        SHA-256 of ``manifest.json``.
 
+    13. Only when the item has ``manifest.json.sig.tsr``: it is a granted RFC 3161 stamp
+        of the SHA-256 of ``manifest.json.sig``, signed by a TSA whose certificate chains
+        to ``tsa_roots`` (None: to the roots the reply carries, reported as weaker); its
+        genTime is reported beside the manifest's ``created``, and flagged when before
+        the capture started or long after.
+
     Integrity problems are returned in the report, never raised. Raises UsageError when
     ``item_dir`` is not an item, a trusted fingerprint is malformed, or an explicitly
     given custody log does not exist.
@@ -312,13 +348,14 @@ def verify_item(
         folder = Path(os.path.abspath(custody_log)).parent
         in_case = (folder / ITEMS_DIR_NAME).is_dir() or (folder / CASE_RECORD_NAME).is_file()
         custody = _read_custody(custody_log, trusted, head_required=in_case)
-    return _verify_item(item_dir, trusted, custody, _case_layout(item_dir))
+    return _verify_item(item_dir, trusted, custody, _case_layout(item_dir), tsa_roots)
 
 
 def verify_case(
     case_dir: Path,
     *,
     trusted_fingerprints: Collection[str] | None = None,
+    tsa_roots: Sequence[Certificate] | None = None,
 ) -> CaseReport:
     """Verify a case directory: its custody log once, then every ``items/*/`` against it.
 
@@ -390,7 +427,7 @@ def verify_case(
                 f"items/{child.name} has no {MANIFEST_NAME} (an unfinished or abandoned capture)"
             )
         else:
-            items.append(_verify_item(child, trusted, custody, case_dir.resolve()))
+            items.append(_verify_item(child, trusted, custody, case_dir.resolve(), tsa_roots))
 
     # Items are found by directory name and by the item id their manifest states.
     present |= {item.item_id for item in items}
@@ -402,6 +439,8 @@ def verify_case(
                     f"{CUSTODY_LOG_NAME} line {number} records item {item_id} as captured, "
                     f"but items/{item_id} is missing"
                 )
+    head_stamps = _head_stamps(case_dir, custody, tsa_roots)
+    problems.extend(p for stamp in head_stamps for p in stamp.problems)
     ok = not problems and all(item.ok for item in items)
     return CaseReport(
         ok=ok,
@@ -410,6 +449,7 @@ def verify_case(
         items=tuple(items),
         problems=tuple(problems),
         path=str(case_dir),
+        head_stamps=head_stamps,
     )
 
 
@@ -518,8 +558,15 @@ def _verify_item(
     trusted: frozenset[str] | None,
     custody: _CustodyLog | None,
     case_dir: Path | None,
+    tsa_roots: Sequence[Certificate] | None = None,
 ) -> ItemReport:
-    ctx = _Context(item_dir=item_dir, trusted=trusted, custody=custody, case_dir=case_dir)
+    ctx = _Context(
+        item_dir=item_dir,
+        trusted=trusted,
+        custody=custody,
+        case_dir=case_dir,
+        tsa_roots=tsa_roots,
+    )
     steps: list[StepResult] = [_step1_manifest(ctx)]
     later: tuple[Callable[[_Context], StepResult], ...] = (
         _step2_signature,
@@ -534,6 +581,8 @@ def _verify_item(
             steps.append(_skipped(number, f"not checked: step 1 failed ({MANIFEST_NAME} unusable)"))
         else:
             steps.append(run(ctx))
+    if os.path.lexists(item_dir / STAMP_NAME):
+        steps.append(_step13_stamp(ctx))
     item_id = item_dir.name if ctx.manifest is None else str(ctx.manifest["item_id"])
     return ItemReport(
         ok=all(step.ok for step in steps),
@@ -781,6 +830,10 @@ def _check_sums(ctx: _Context, problems: list[str]) -> None:
     expected[MANIFEST_NAME] = sha256_bytes(ctx.manifest_bytes)
     with contextlib.suppress(OSError):
         expected[SIGNATURE_NAME] = sha256_bytes(read_regular_file(ctx.item_dir / SIGNATURE_NAME))
+    if os.path.lexists(ctx.item_dir / STAMP_NAME):
+        # Made after the manifest, so only SHA256SUMS can list it; step 13 checks it.
+        with contextlib.suppress(OSError):
+            expected[STAMP_NAME] = sha256_bytes(read_regular_file(ctx.item_dir / STAMP_NAME))
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()  # the newline ending the last line
@@ -888,3 +941,141 @@ def _step7_custody(ctx: _Context) -> StepResult:
         f"manifest (SHA-256 {manifest_sha256})",
         problems,
     )
+
+
+# Step 13 and step 14: RFC 3161 timestamps --------------------------------------------
+
+
+def _check_stamp(
+    stamp_path: Path, data_path: Path, roots: Sequence[Certificate] | None
+) -> tuple[str, list[str], Any]:
+    """(what the stamp says, problems, the Stamp or None) for ``stamp_path`` over the
+    file ``data_path``; both are read only as regular files."""
+    from chain_of_custody.timestamp import TimestampInvalid, verify_stamp
+
+    names = f"{stamp_path.name} over {data_path.name}"
+    try:
+        der = read_regular_file(stamp_path)
+        data = read_regular_file(data_path)
+    except NotRegularFile as exc:
+        return "", [f"{exc.filename or names} is {exc.what}; only regular files are read"], None
+    except OSError as exc:
+        return "", [f"{names}: cannot read {exc.filename}: {exc.strerror}"], None
+    try:
+        stamp = verify_stamp(der, data, roots=roots)
+    except TimestampInvalid as exc:
+        return "", [f"{stamp_path.name}: {exc.one_line()}"], None
+    anchor = (
+        "chains to the given TSA roots"
+        if stamp.anchor == "given roots"
+        else "chains only to the root the reply itself carries (weaker: give --tsa-root)"
+    )
+    good = (
+        f"genTime {stamp.gen_time_text} by {stamp.tsa}, serial {stamp.serial_hex}, "
+        f"policy {stamp.policy}; signature verifies, {anchor}"
+    )
+    return good, [], stamp
+
+
+def _step13_stamp(ctx: _Context) -> StepResult:
+    good, problems, stamp = _check_stamp(
+        ctx.item_dir / STAMP_NAME, ctx.item_dir / SIGNATURE_NAME, ctx.tsa_roots
+    )
+    if stamp is not None and ctx.manifest is not None:
+        good += "; " + _stamp_times(stamp.gen_time, ctx.manifest)
+    return _result(STAMP_STEP, good, problems)
+
+
+def _stamp_times(gen_time: Any, manifest: Mapping[str, Any]) -> str:
+    """genTime beside the manifest's ``created``, flagged when before the capture started
+    or long after the manifest was made."""
+    created = str(manifest["created"])
+    text = f"manifest created {created}"
+    try:
+        made = parse_utc(created)
+    except ValueError:
+        return text
+    started_text = manifest["provenance"].get("capture_started")
+    try:
+        started = parse_utc(str(started_text)) if started_text else made
+    except ValueError:
+        started = made
+    if gen_time < started - _STAMP_EARLY:
+        text += (
+            f"; FLAG: the stamp is {_span(started - gen_time)} before the capture started "
+            f"({started_text}): the workstation's clock was ahead, or the item was not made "
+            "when it says"
+        )
+    elif gen_time > made + _STAMP_LATE:
+        text += f"; FLAG: stamped {_span(gen_time - made)} after the manifest was made"
+    else:
+        text += f", stamped {_span(abs(gen_time - made))} " + (
+            "after" if gen_time >= made else "before"
+        )
+    return text
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{delta.total_seconds():.1f} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172800:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
+
+
+def _head_stamps(
+    case_dir: Path, custody: _CustodyLog | None, roots: Sequence[Certificate] | None
+) -> tuple[StepResult, ...]:
+    """Step 14 for ``custody.head.tsr`` (a bundle's, over its ``custody.head``) and for
+    each ``timestamps/custody.head-<SEQ>.tsr`` (the home's, over the head copy beside it,
+    which must name an entry of the log as it is)."""
+    from chain_of_custody.timestamp import HEAD_STAMP_NAME, TSR_SUFFIX
+
+    number, name = HEAD_STAMP_STEP
+    results: list[StepResult] = []
+    pairs: list[tuple[str, Path, Path]] = []
+    if os.path.lexists(case_dir / HEAD_STAMP_NAME):
+        pairs.append((HEAD_STAMP_NAME, case_dir / HEAD_STAMP_NAME, case_dir / HEAD_NAME))
+    folder = case_dir / "timestamps"
+    if folder.is_dir() and not folder.is_symlink():
+        for path in sorted(folder.iterdir()):
+            if path.name.endswith(TSR_SUFFIX):
+                data = path.with_name(path.name.removesuffix(TSR_SUFFIX))
+                pairs.append((f"timestamps/{path.name}", path, data))
+    for label, stamp_path, data_path in pairs:
+        good, problems, _ = _check_stamp(stamp_path, data_path, roots)
+        problems = [f"{label}: {p.split(': ', 1)[-1]}" for p in problems]
+        if not problems and custody is not None:
+            problems = _head_in_log(label, data_path, custody)
+        results.append(
+            StepResult(
+                number,
+                name,
+                not problems,
+                "; ".join(problems) if problems else f"{label}: {good}",
+                tuple(problems),
+            )
+        )
+    return tuple(results)
+
+
+def _head_in_log(label: str, head_path: Path, custody: _CustodyLog) -> list[str]:
+    """The stamped head must name an entry of the log (by ``seq`` and line hash)."""
+    from chain_of_custody.canonical import parse_canonical
+    from chain_of_custody.custody import line_sha256
+
+    try:
+        head = parse_canonical(read_regular_file(head_path).rstrip(b"\n"))
+        seq, recorded = int(head["seq"]), str(head["head_sha256"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return [f"{label}: {head_path.name} is not a custody head"]
+    lines, _ = split_log(custody.data)
+    if not 1 <= seq <= len(lines) or line_sha256(lines[seq - 1]) != recorded:
+        return [
+            f"{label}: the stamped head names entry {seq} ({recorded}), which the custody "
+            "log does not hold: the log was cut back or rewritten since it was stamped"
+        ]
+    return []

@@ -12,7 +12,10 @@ steps, so that nothing half-made ever looks like evidence:
 5. **write the WARC** — from the recorded exchanges and the renderings;
 6. **build the provenance** (:mod:`osint_capture.provenance`);
 7. **seal** — hash, sign, ``SHA256SUMS`` (:func:`chain_of_custody.item.seal_item`);
-8. **publish and log** — rename into ``items/<ITEM_ID>/``, then the ``captured`` entry.
+8. **publish and log** — rename into ``items/<ITEM_ID>/``, then the ``captured`` entry;
+9. **timestamp** — when TSAs are configured, an RFC 3161 stamp of the signature
+   (:func:`cases.timestamping.stamp_sealed`), bounded; a TSA down or wrong leaves the
+   item sealed and "awaiting a timestamp", never fails the capture.
 
 A browser that crashed mid-capture ends in :class:`BrowserCrashed` (exit 4) after step 8:
 what it recorded until then is kept as a partial item, which the error names.
@@ -25,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,6 +41,7 @@ from cases.actions import (
 from cases.case import Case
 from cases.staging import ItemStaging
 from cases.store import EvidenceStore
+from cases.timestamping import NOT_CONFIGURED_RECORD, StampOutcome, TsaConfig, stamp_sealed
 from chain_of_custody.durable import write_file
 from chain_of_custody.errors import BrowserCrashed, Refused
 from chain_of_custody.item import (
@@ -63,6 +67,7 @@ __all__ = ["CaptureReport", "capture_into_case", "capture_post"]
 
 _T = TypeVar("_T")
 _ROBOTS_FLAGS = ("noarchive", "noindex", "nofollow")
+_NO_TSA = StampOutcome("not timestamped", "no TSA configured")
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,11 @@ class CaptureReport:
     blocked: int
     robots_directives: tuple[str, ...]
     allow_private_network: bool
+    timestamp: StampOutcome = _NO_TSA
+
+    @property
+    def awaiting_timestamp(self) -> bool:
+        return self.timestamp.state == "awaiting a timestamp"
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -108,6 +118,8 @@ class CaptureReport:
             "blocked_requests": self.blocked,
             "robots_directives": list(self.robots_directives),
             "allow_private_network": self.allow_private_network,
+            "timestamp": self.timestamp.as_json(),
+            "awaiting_timestamp": self.awaiting_timestamp,
         }
 
 
@@ -120,8 +132,8 @@ class _Capture:
     url: str
     options: CaptureOptions
     signer: Signer
-    browser: BrowserChoice
     access: AccessRecord
+    tsa: TsaConfig | None = None
 
     def refuse(self, exc: Refused) -> Refused:
         """Log the refusal; return it as it may be shown (no URL's password in it)."""
@@ -143,14 +155,17 @@ def capture_post(
     options: CaptureOptions,
     *,
     signer: Signer,
-    browser: BrowserChoice,
+    browser: BrowserChoice | None = None,
+    tsa: TsaConfig | None = None,
 ) -> CaptureReport:
-    """Capture ``url`` into case ``case_id`` on a browser of its own."""
+    """Capture ``url`` into case ``case_id`` on a browser of its own (``None``: found as
+    the session starts). A capture the rules refuse starts no browser at all."""
     done: list[CaptureReport] = []
+    capture = replace(_check_rules(store, case_id, url, options, signer), tsa=tsa)
 
     async def one() -> CaptureReport:
         async with CaptureSession(browser) as session:
-            report = await capture_into_case(session, store, case_id, url, options, signer=signer)
+            report = await _capture_checked(session, capture)
             done.append(report)
             return report
 
@@ -172,9 +187,19 @@ async def capture_into_case(
     options: CaptureOptions,
     *,
     signer: Signer,
+    tsa: TsaConfig | None = None,
 ) -> CaptureReport:
     """Capture ``url`` into case ``case_id`` on ``session``, in the module's steps."""
-    capture = _check_rules(store, case_id, url, options, signer, session.browser_choice)
+    # Off the event loop: step 1 reads the custody log, resolves the target's name and
+    # may log a refusal, while other captures on this session are recording.
+    checked = await asyncio.to_thread(_check_rules, store, case_id, url, options, signer)
+    capture = replace(checked, tsa=tsa)
+    return await _capture_checked(session, capture)
+
+
+async def _capture_checked(session: CaptureSession, capture: _Capture) -> CaptureReport:
+    """Steps 2 to 8, for a capture the rules allowed."""
+    store, case_id, tsa, signer = capture.store, capture.case.case_id, capture.tsa, capture.signer
     with store.new_item(case_id) as staging:
         result = await _run_engine(session, capture, staging)
         if result.crash is not None and result.main_exchange is None:
@@ -186,7 +211,16 @@ async def capture_into_case(
         # Disk work runs off the event loop (other captures may share it) and is never
         # abandoned half done, even on Ctrl-C: the staging folder is only discarded
         # once nothing writes to it any more.
-        report = await _uncancelled(lambda: _seal_publish_log(capture, staging, result))
+        browser = session.browser_choice
+        report = await _uncancelled(
+            lambda: _seal_publish_log(capture, browser, staging, result)
+        )
+    # Sealed, published and logged: the evidence exists whatever the TSA does, and waits
+    # on it no longer than the bound (off the event loop, which other captures share).
+    outcome = await asyncio.to_thread(
+        stamp_sealed, store, case_id, report.item_id, tsa, signer=signer
+    )
+    report = replace(report, timestamp=outcome)
     if result.crash is not None:
         # A crash is a failed capture (exit 4), never a refusal; what was recorded until
         # then is evidence, sealed and logged as a partial item.
@@ -205,7 +239,6 @@ def _check_rules(
     url: str,
     options: CaptureOptions,
     signer: Signer,
-    browser: BrowserChoice,
 ) -> _Capture:
     """Step 1: the case, its log and the lawful-access rules, before the browser."""
     # The case as its signed log states it (open or closed, its authority): case.json is
@@ -214,7 +247,7 @@ def _check_rules(
     # A damaged custody log would leave a capture unlogged: find out before the browser starts.
     check_case_loggable(store, case_id)
     access = AccessRecord(options.allow_private_network, options.respect_robots)
-    capture = _Capture(store, case, url, options, signer, browser, access)
+    capture = _Capture(store, case, url, options, signer, access)
     if case.status != "open":
         # Not logged: after its case-closed entry a log takes no capture entries (FORMAT.md
         # section 10), and the attempt changed nothing.
@@ -246,11 +279,11 @@ async def _run_engine(
 
 
 def _seal_publish_log(
-    capture: _Capture, staging: ItemStaging, result: EngineResult
+    capture: _Capture, browser: BrowserChoice, staging: ItemStaging, result: EngineResult
 ) -> CaptureReport:
     """Steps 5 to 8: WARC, provenance, seal, publish, log."""
     warc_records = write_capture_warc(
-        result, staging.path / WARC_NAME, warcinfo_fields(result, capture.browser)
+        result, staging.path / WARC_NAME, warcinfo_fields(result, browser)
     )
     shutil.rmtree(staging.path / ".bodies", ignore_errors=True)
     _write_extras(result, staging.path)
@@ -259,10 +292,15 @@ def _seal_publish_log(
         result,
         capture.case,
         capture.options,
-        capture.browser,
+        browser,
         capture.access,
         capture.signer.operator,
         warc_records,
+    )
+    # Where the stamp will be asked for, or that none will: the stamp itself comes after
+    # the signature, so the manifest can only say what was intended.
+    provenance["timestamp"] = (
+        dict(NOT_CONFIGURED_RECORD) if capture.tsa is None else capture.tsa.as_record()
     )
     sealed = seal_item(
         staging.path,

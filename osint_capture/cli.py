@@ -27,9 +27,16 @@ from chain_of_custody.errors import (
     UsageError,
     storage_error,
 )
-from osint_capture.cli_common import CliState, console, evidence_store, operator_signer
+from osint_capture.cli_common import (
+    CliState,
+    console,
+    evidence_store,
+    operator_signer,
+    tsa_from_options,
+)
 from osint_capture.cli_custody import custody_app
 from osint_capture.cli_export import export
+from osint_capture.cli_replay import replay
 from osint_capture.cli_verify import verify
 
 __all__ = ["app", "main"]
@@ -49,6 +56,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(custody_app, name="custody")
 app.command()(verify)
 app.command()(export)
+app.command()(replay)
 
 
 @app.callback()
@@ -128,9 +136,20 @@ def case_show(case_id: str) -> None:
         console.print(f"{key:>13}: {value}")
     items = store.list_items(case_id)
     console.print(f"{'items':>13}: {len(items)}")
+    from cases.timestamping import is_awaiting
+
+    awaiting = 0
     for item_id in items:
         summary = item_summary(store.item_dir(case_id, item_id))
-        console.print(f"{'':>13}  {item_id}  {summary.line()}")
+        flag = ""
+        if is_awaiting(store.item_dir(case_id, item_id)):
+            flag, awaiting = "  [awaiting a timestamp]", awaiting + 1
+        console.print(f"{'':>13}  {item_id}  {summary.line()}{flag}")
+    if awaiting:
+        console.print(
+            f"{'timestamps':>13}: {awaiting} item(s) awaiting a timestamp "
+            f"(`osint-capture timestamp {case_id} --tsa URL --tsa-cert PEM`)"
+        )
     for name in store.stray_entries(case_id):
         typer.echo(f"warning: stray entry in items/: {name} (not an item)", err=True)
     _report_leftovers(store, case_id)
@@ -175,6 +194,21 @@ def _report_leftovers(store: EvidenceStore, case_id: str) -> None:
 # -- capture -----------------------------------------------------------------------
 
 
+_TSA_OPTION = typer.Option(
+    "--tsa",
+    help="RFC 3161 Time-Stamping Authority URL (repeatable, tried in order; default "
+    "$OSINT_CAPTURE_TSA). It learns a hash and your address. None: nothing is sent.",
+)
+_TSA_CERT_OPTION = typer.Option(
+    "--tsa-cert",
+    help="PEM certificates a TSA's reply must chain to (repeatable; default "
+    "$OSINT_CAPTURE_TSA_CERTS, ':'-separated).",
+)
+_TSA_TIMEOUT_OPTION = typer.Option(
+    "--tsa-timeout", help="Longest wait for each TSA, seconds."
+)
+
+
 def _parse_viewport(text: str) -> tuple[int, int]:
     try:
         w, h = text.lower().split("x")
@@ -210,10 +244,13 @@ def capture(
     browser: Annotated[
         Path | None, typer.Option("--browser", help="Chromium binary to use.")
     ] = None,
+    tsa: Annotated[list[str] | None, _TSA_OPTION] = None,
+    tsa_cert: Annotated[list[Path] | None, _TSA_CERT_OPTION] = None,
+    tsa_timeout: Annotated[float, _TSA_TIMEOUT_OPTION] = 10.0,
 ) -> None:
     """Capture a public post into a case."""
     from osint_capture.capture import capture_post
-    from osint_capture.engine.browser import find_browser
+    from osint_capture.engine.browser import explicit_browser
     from osint_capture.engine.model import CaptureOptions
 
     width, height = _parse_viewport(viewport)
@@ -228,10 +265,15 @@ def capture(
     )
     store = evidence_store()
     store.get_case(case)  # a missing case is a usage error before anything else
+    tsa_config = tsa_from_options(tsa, tsa_cert, tsa_timeout)
     signer = operator_signer()  # no key: stop before the browser starts
     _report_leftovers(store, case)
-    choice = find_browser(browser)
-    report = capture_post(store, case, url, options, signer=signer, browser=choice)
+    # A browser named is checked now; otherwise the capture's session finds one with
+    # the Playwright driver it starts anyway (asking a driver of its own costs ~0.8 s).
+    choice = explicit_browser(browser)
+    report = capture_post(
+        store, case, url, options, signer=signer, browser=choice, tsa=tsa_config
+    )
     if as_json:
         typer.echo(json.dumps(report.as_json(), ensure_ascii=False))
         return
@@ -250,6 +292,64 @@ def capture(
         console.print(f"  partial:    {reason}")
     for directive in report.robots_directives:
         console.print(f"  robots:     the page says {directive} (recorded in the manifest)")
+    stamp = report.timestamp
+    if stamp.state == "awaiting a timestamp":
+        console.print(f"  timestamp:  awaiting a timestamp ({stamp.detail})")
+        console.print(f"              later: osint-capture timestamp {case} --tsa URL ...")
+    else:
+        console.print(f"  timestamp:  {stamp.state} ({stamp.detail})")
+
+
+# -- timestamps --------------------------------------------------------------------
+
+
+@app.command()
+def timestamp(
+    case_id: Annotated[str, typer.Argument(help="The case whose items to stamp.")],
+    tsa: Annotated[list[str] | None, _TSA_OPTION] = None,
+    tsa_cert: Annotated[list[Path] | None, _TSA_CERT_OPTION] = None,
+    tsa_timeout: Annotated[float, _TSA_TIMEOUT_OPTION] = 10.0,
+) -> None:
+    """Stamp every item still awaiting an RFC 3161 timestamp, then the custody log's head.
+
+    Exit 4 when any stamp could not be obtained (each is named); what was stamped stays.
+    """
+    from cases.timestamping import stamp_awaiting
+    from chain_of_custody.errors import TimestampFailed
+
+    store = evidence_store()
+    store.get_case(case_id)
+    config = tsa_from_options(tsa, tsa_cert, tsa_timeout)
+    if config is None:
+        raise UsageError(
+            "no TSA configured: nothing is sent anywhere unless you choose a TSA",
+            hint="give --tsa URL and --tsa-cert PEM, or set OSINT_CAPTURE_TSA and "
+            "OSINT_CAPTURE_TSA_CERTS",
+        )
+    signer = operator_signer()
+    done = stamp_awaiting(store, case_id, config, signer=signer)
+    for item in done.stamped:
+        stamp = item.obtained.stamp
+        console.print(
+            f"stamped item {item.item_id}: genTime {stamp.gen_time_text} from "
+            f"{item.obtained.url} ({item.path.name})"
+        )
+    if done.head is not None:
+        stamp = done.head.obtained.stamp
+        console.print(
+            f"stamped custody head {done.head.seq}: genTime {stamp.gen_time_text} "
+            f"({done.head.path})"
+        )
+    if not done.stamped and not done.failed:
+        console.print("No item was awaiting a timestamp.")
+    problems = [f"item {item_id}: {why}" for item_id, why in done.failed]
+    if done.head_error is not None:
+        problems.append(f"custody head: {done.head_error}")
+    if problems:
+        raise TimestampFailed(
+            f"{len(problems)} stamp(s) not obtained: " + "; ".join(problems),
+            hint="nothing was stored for those; run the command again when a TSA answers",
+        )
 
 
 # -- keys --------------------------------------------------------------------------

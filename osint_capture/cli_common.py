@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -13,7 +14,17 @@ from cases.store import EvidenceStore, resolve_home
 from chain_of_custody.errors import NoSigningKey
 from chain_of_custody.signing import Signer
 
-__all__ = ["CliState", "console", "evidence_store", "operator_signer", "signer_if_any"]
+if TYPE_CHECKING:
+    from cases.timestamping import TsaConfig
+
+__all__ = [
+    "CliState",
+    "console",
+    "evidence_store",
+    "operator_signer",
+    "signer_if_any",
+    "tsa_from_options",
+]
 
 # markup off: titles, URLs and "[complete]" are data, never Rich markup.
 console = Console(highlight=False, soft_wrap=True, markup=False)
@@ -51,3 +62,18 @@ def signer_if_any() -> tuple[Signer | None, str]:
         return operator_signer(), ""
     except NoSigningKey as exc:
         return None, exc.message
+
+
+def tsa_from_options(
+    urls: list[str] | None, certs: list[Path] | None, timeout_s: float
+) -> TsaConfig | None:
+    """The TSAs from ``--tsa``/``--tsa-cert``, else ``OSINT_CAPTURE_TSA`` (URLs separated
+    by spaces) and ``OSINT_CAPTURE_TSA_CERTS`` (PEM files separated by ``:``, as in PATH).
+    None when neither names a TSA: then nothing is sent anywhere."""
+    from cases.timestamping import tsa_config
+
+    chosen = list(urls or ()) or os.environ.get("OSINT_CAPTURE_TSA", "").split()
+    files: list[str | Path] = list(certs or ())
+    if not files:
+        files = [p for p in os.environ.get("OSINT_CAPTURE_TSA_CERTS", "").split(os.pathsep) if p]
+    return tsa_config(chosen, files, timeout_s)

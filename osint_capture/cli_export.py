@@ -7,14 +7,19 @@ from typing import Annotated
 
 import typer
 
-from osint_capture.cli_common import console, evidence_store, operator_signer
+from cases.store import EvidenceStore
+from chain_of_custody.wacz import WACZ_VERSION
+from osint_capture.cli_common import console, evidence_store, operator_signer, tsa_from_options
 
 __all__ = ["export"]
 
 
 def export(
     case_id: Annotated[str, typer.Argument(help="The case to export (open or closed).")],
-    out: Annotated[Path, typer.Option("--out", help="The bundle to write (FILE.zip).")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="The bundle to write (FILE.zip; FILE.wacz with --format wacz)."),
+    ],
     recipient: Annotated[
         str, typer.Option("--recipient", help="Who receives the bundle (logged).")
     ],
@@ -33,6 +38,33 @@ def export(
     browser: Annotated[
         Path | None, typer.Option("--browser", help="Chromium binary that prints report.pdf.")
     ] = None,
+    tsa: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tsa",
+            help="RFC 3161 TSA URL to stamp the bundle's custody head (repeatable; default "
+            "$OSINT_CAPTURE_TSA). It learns a hash and your address.",
+        ),
+    ] = None,
+    tsa_cert: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--tsa-cert",
+            help="PEM certificates the TSA's reply must chain to (default "
+            "$OSINT_CAPTURE_TSA_CERTS).",
+        ),
+    ] = None,
+    tsa_timeout: Annotated[
+        float, typer.Option("--tsa-timeout", help="Longest wait for each TSA, seconds.")
+    ] = 10.0,
+    package_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="zip: the bundle (default); wacz: a signed WACZ 1.1.1 package of the "
+            "items' WARCs, for web-archive tools (--out FILE.wacz).",
+        ),
+    ] = "zip",
     more_items: Annotated[
         list[str] | None,
         typer.Argument(help="More item IDs after --items ID (--items A B C).", show_default=False),
@@ -51,8 +83,16 @@ def export(
     if more_items and not items:
         raise UsageError(f"unexpected argument {more_items[0]!r}", hint="item IDs follow --items")
     selected = _split([*(items or ()), *(more_items or ())])
+    if package_format not in ("zip", "wacz"):
+        raise UsageError(f"--format must be zip or wacz, not {package_format!r}")
     store = evidence_store()
     store.get_case(case_id)  # an unknown case is a usage error before the key is asked for
+    if package_format == "wacz":
+        if tsa or tsa_cert:
+            raise UsageError("--tsa and --tsa-cert stamp a bundle; a WACZ export takes neither")
+        _export_wacz(store, case_id, out, recipient, reason, selected, force)
+        return
+    tsa_config = tsa_from_options(tsa, tsa_cert, tsa_timeout)
     signer = operator_signer()
     with build_renderer(find_browser(browser)) as render:
         result = export_case(
@@ -65,6 +105,7 @@ def export(
             force=force,
             signer=signer,
             render=render,
+            tsa=tsa_config,
         )
     console.print(f"Exported case {result.case_id} to {result.recipient}: {result.path}")
     console.print(f"  items:        {', '.join(result.items)}")
@@ -72,6 +113,38 @@ def export(
     console.print(
         f"  custody head: entry {result.head_seq} ({result.head_sha256}), the export's own"
     )
+    stamped = "custody.head.tsr, " if result.head_stamped else "not timestamped: "
+    console.print(f"  head stamp:   {stamped}{result.head_stamp}")
+    console.print(f"  check it:     python -m chain_of_custody verify {result.path}")
+
+
+def _export_wacz(
+    store: EvidenceStore,
+    case_id: str,
+    out: Path,
+    recipient: str,
+    reason: str | None,
+    selected: list[str] | None,
+    force: bool,
+) -> None:
+    from cases.wacz import export_wacz
+
+    result = export_wacz(
+        store,
+        case_id,
+        out=out,
+        recipient=recipient,
+        reason=reason,
+        items=selected,
+        force=force,
+        signer=operator_signer(),
+    )
+    console.print(f"Exported case {result.case_id} to {result.recipient}: {result.path}")
+    console.print(f"  format:       WACZ {WACZ_VERSION}, signed by key {result.fingerprint}")
+    console.print(f"  items:        {', '.join(result.items)}")
+    console.print(f"  members:      {result.members} ({result.size:,} bytes, stored)")
+    console.print(f"  datapackage:  sha256:{result.datapackage_sha256}")
+    console.print(f"  custody:      entry {result.entry['seq']} (exported)")
     console.print(f"  check it:     python -m chain_of_custody verify {result.path}")
 
 

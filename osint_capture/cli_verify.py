@@ -19,7 +19,10 @@ __all__ = ["verify"]
 def verify(
     target: Annotated[
         str,
-        typer.Argument(help="An item ID, a case ID, an item or case folder, or a bundle (.zip)."),
+        typer.Argument(
+            help="An item ID, a case ID, an item or case folder, a bundle (.zip) or a WACZ "
+            "(.wacz)."
+        ),
     ],
     trust: Annotated[
         list[str] | None,
@@ -30,6 +33,14 @@ def verify(
         typer.Option(
             "--trusted-key",
             help="Trust the public key in this PEM file, as `keys export` writes it (repeatable).",
+        ),
+    ] = None,
+    tsa_root: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--tsa-root",
+            help="RFC 3161 timestamps must chain to a certificate in this PEM file "
+            "(repeatable); without it, to the root a reply carries (weaker).",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -53,12 +64,18 @@ def verify(
     The same checks run without this tool: `python -m chain_of_custody verify TARGET`.
     """
     from cases.examine import verify_target
-    from chain_of_custody.__main__ import trusted_keys
+    from chain_of_custody.__main__ import trusted_keys, tsa_roots
 
     trusted = trusted_keys(trust, [str(p) for p in trusted_key or ()])
+    roots = tsa_roots([str(p) for p in tsa_root or ()])
     signer, unsigned_because = (None, "--no-record") if no_record else signer_if_any()
     exam = verify_target(
-        evidence_store(), target, trusted=trusted, signer=signer, against=against
+        evidence_store(),
+        target,
+        trusted=trusted,
+        signer=signer,
+        against=against,
+        tsa_roots=roots,
     )
     verdict = exam.verdict
     summary = item_summary(exam.target.path) if exam.target.kind == "item" else None
@@ -66,11 +83,15 @@ def verify(
         out: dict[str, Any] = verdict.to_dict()
         if summary is not None:
             out["allow_private_network"] = summary.allow_private_network
+        out["not_timestamped"] = list(_unstamped(exam.examined.report))
         typer.echo(json.dumps(out, ensure_ascii=False))
     else:
         _print_checks(verdict, exam.target.path)
         if summary is not None:
             console.print(f"item {exam.target.path.name}: {summary.line()}")
+        for item_id in _unstamped(exam.examined.report):
+            # Not a failure: the item's time rests on the workstation's clock alone.
+            console.print(f"not timestamped: {item_id} (no manifest.json.sig.tsr)")
     if exam.target.in_home and exam.entry is None and unsigned_because != "--no-record":
         typer.echo(
             f"note: the examination was not logged ({unsigned_because}); "
@@ -88,6 +109,16 @@ def verify(
         )
     if not as_json:
         console.print(f"VERIFIED: the {exam.target.kind} is exactly what was captured and signed.")
+
+
+def _unstamped(report: Any) -> tuple[str, ...]:
+    from chain_of_custody.report import not_timestamped
+    from chain_of_custody.verify import CaseReport, ItemReport
+
+    if isinstance(report, ItemReport | CaseReport):
+        return not_timestamped(report)
+    case = getattr(report, "case", None)  # a bundle's case, if it held one
+    return not_timestamped(case) if isinstance(case, CaseReport) else ()
 
 
 def _print_checks(verdict: Any, root: Path) -> None:

@@ -22,7 +22,6 @@ from chain_of_custody.item import MANIFEST_NAME, WARC_NAME
 from chain_of_custody.signing import Signer, generate_private_key
 from chain_of_custody.verify import verify_item
 from osint_capture.capture import CaptureReport, capture_into_case
-from osint_capture.engine.browser import find_browser
 from osint_capture.engine.model import CaptureOptions
 from osint_capture.engine.session import CaptureSession
 from tests.warc_reading import Record, read_warc
@@ -111,7 +110,7 @@ def capture_all(home: Path, case_id: str, outcomes: dict[str, Outcome]) -> Batch
 
     async def run() -> None:
         gate = asyncio.Semaphore(_AT_ONCE)
-        async with CaptureSession(find_browser(None)) as session:
+        async with CaptureSession() as session:
 
             async def one(outcome: Outcome) -> None:
                 options = CaptureOptions(allow_private_network=True, **outcome.options)

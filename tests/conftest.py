@@ -122,3 +122,26 @@ def public_key(cli: Cli, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("pub") / "operator.pub.pem"
     cli.ok("keys", "export", "--out", str(out))
     return out
+
+
+# The slowest test files (most of their time is spent waiting on pages), run first: with
+# `make test`'s two workers taking one file at a time, the long ones then overlap each
+# other instead of one of them running alone at the end.
+_SLOW_FIRST = (
+    "test_capture_edges.py",
+    "test_capture_robustness.py",
+    "test_durability_and_custody_cli.py",
+    "test_export.py",
+    "test_lawful_access.py",
+    "test_access_table.py",
+    "test_timestamps.py",
+    "test_wacz.py",
+    "test_verify_cli.py",
+    "test_doctor.py",
+    "test_capture_session.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(_SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

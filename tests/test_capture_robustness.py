@@ -104,7 +104,7 @@ PAGES: dict[str, Page] = {
     "okay-status": Page("/robust/okay-status"),
     # 7. the rendering budget
     "huge-dom": Page(
-        "/robust/huge-dom?n=200000", options={"time_limit": 25.0, "max_scroll_rounds": 1}
+        "/robust/huge-dom?n=200000", options={"time_limit": 40.0, "max_scroll_rounds": 1}
     ),
     "alert-loop": Page("/robust/alert-loop"),
     # 9. a page that cannot be read at all: judged on the document as received

@@ -675,13 +675,11 @@ def _publish(store: EvidenceStore, staging: ItemStaging, sha: str, signer: Signe
 def _check_capture_rules(store: EvidenceStore, signer: Signer) -> Any:
     """Step 1 of the real capture pipeline (no browser is started by it)."""
     from osint_capture.capture import _check_rules
-    from osint_capture.engine.browser import BrowserChoice
     from osint_capture.engine.model import CaptureOptions
 
-    browser = BrowserChoice(executable=None, source="test", version="0")
     # A loopback target, allowed as in the lab: the rules then need no DNS.
     options = CaptureOptions(allow_private_network=True)
-    return _check_rules(store, CASE, "http://127.0.0.1:9/post", options, signer, browser)
+    return _check_rules(store, CASE, "http://127.0.0.1:9/post", options, signer)
 
 
 def test_case_for_capture_is_the_case_the_log_states(store: EvidenceStore, signer: Signer) -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "browser_home",
     "chromium_args",
     "driver_temp_dir",
+    "explicit_browser",
     "find_browser",
     "launch_options",
     "os_description",
@@ -63,14 +64,20 @@ class BrowserChoice:
 
 
 def _playwright_chromium() -> Path | None:
-    # Playwright knows where its own download would live; it may not be there.
+    # Playwright knows where its own download would live; it may not be there. Asking
+    # means starting its driver (most of a second): a capture session asks the driver
+    # it starts anyway (see :func:`find_browser`'s ``bundled``).
     try:
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as p:
-            candidate = Path(p.chromium.executable_path)
+            return _usable(p.chromium.executable_path)
     except Exception:
         return None
+
+
+def _usable(path: str) -> Path | None:
+    candidate = Path(path)
     return candidate if candidate.is_file() and os.access(candidate, os.X_OK) else None
 
 
@@ -138,16 +145,12 @@ def _binary_version(executable: Path, timeout: float = _VERSION_TIMEOUT) -> str:
     return (out or "").strip() or "unknown"
 
 
-def find_browser(
+def explicit_browser(
     option: Path | None = None, *, version_timeout: float = _VERSION_TIMEOUT
-) -> BrowserChoice:
-    """Return the browser to use, following the documented lookup order.
+) -> BrowserChoice | None:
+    """The browser named by ``--browser`` or the environment, checked; None if neither.
 
-    The version is what ``<browser> --version`` prints within ``version_timeout``
-    seconds, else ``"unknown"``; nothing that command starts is left running.
-
-    Raises UsageError when an explicitly named browser does not exist, or when no
-    browser is installed at all.
+    Raises UsageError when the named browser does not exist or cannot be run.
     """
     for explicit, source in ((option, "option"), (os.environ.get(BROWSER_ENV), "environment")):
         if explicit:
@@ -158,7 +161,29 @@ def find_browser(
                     hint=f"check --browser or {BROWSER_ENV}",
                 )
             return BrowserChoice(path.resolve(), source, _binary_version(path, version_timeout))
-    bundled = _playwright_chromium()
+    return None
+
+
+def find_browser(
+    option: Path | None = None,
+    *,
+    version_timeout: float = _VERSION_TIMEOUT,
+    bundled_path: str | None = None,
+) -> BrowserChoice:
+    """Return the browser to use, following the documented lookup order.
+
+    The version is what ``<browser> --version`` prints within ``version_timeout``
+    seconds, else ``"unknown"``; nothing that command starts is left running.
+    ``bundled_path`` is where a running Playwright driver says its own Chromium would
+    be; without it a driver is started to ask.
+
+    Raises UsageError when an explicitly named browser does not exist, or when no
+    browser is installed at all.
+    """
+    explicit = explicit_browser(option, version_timeout=version_timeout)
+    if explicit is not None:
+        return explicit
+    bundled = _playwright_chromium() if bundled_path is None else _usable(bundled_path)
     if bundled is not None:
         return BrowserChoice(bundled, "playwright", _binary_version(bundled, version_timeout))
     for candidate in _DISTRIBUTION_PATHS:

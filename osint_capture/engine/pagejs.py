@@ -126,13 +126,17 @@ SIGNALS_JS = """
 
 SCROLL_JS = """
 async ([maxSteps, pause]) => {
+  // One step per rendered frame: two animation frames mean the page has been laid out
+  // and painted at the new position, so scroll handlers and intersection observers
+  // (lazy images, "load more") have run. A page whose frames stall waits ``pause`` ms.
   const sleep = (ms) => new Promise(r => setTimeout(r, ms));
+  const frames = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
   let steps = 0;
   while (steps < maxSteps) {
     const before = window.scrollY;
     window.scrollBy(0, Math.max(200, Math.floor(window.innerHeight * 0.9)));
     steps += 1;
-    await sleep(pause);
+    await Promise.race([frames(), sleep(pause)]);
     const atBottom =
       window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 2;
     if (atBottom || window.scrollY === before) break;

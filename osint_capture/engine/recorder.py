@@ -193,10 +193,12 @@ class Recorder:
     ) -> bool:
         """Wait until no request has been open for ``quiet`` seconds, or the deadline;
         requests in ``ignoring`` (open before, and perhaps never ending) do not count."""
-        while time.monotonic() < deadline:
-            if self._quiet_for(ignoring) >= quiet:
+        while (now := time.monotonic()) < deadline:
+            quiet_for = self._quiet_for(ignoring)
+            if quiet_for >= quiet:
                 return True
-            await asyncio.sleep(0.1)
+            # Wake when the quiet period would end, not on the next tick after it.
+            await asyncio.sleep(min(0.05, quiet - quiet_for, deadline - now) + 0.001)
         return self._quiet_for(ignoring) >= quiet
 
     # -- event handlers ----------------------------------------------------------

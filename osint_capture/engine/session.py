@@ -2,11 +2,12 @@
 
 ::
 
-    async with CaptureSession(find_browser(None)) as session:
+    async with CaptureSession() as session:
         first = await session.capture(url, options, work_dir, rules)
         second = await session.capture(other_url, options, other_dir, rules)
 
-The browser is launched once, at the first capture, and closed with the session. Each
+The browser is launched once, at the first capture, and closed with the session; with
+no browser named, the session finds one (:func:`.browser.find_browser`) as it starts. Each
 capture gets a new browser context (no cookies, storage, cache or service workers shared
 with any other capture; downloads refused, pop-ups closed, dialogs dismissed), its own
 recorder on the page's DevTools session, and the steps of :mod:`.steps`. Captures may
@@ -38,6 +39,7 @@ from osint_capture.engine.browser import (
     BrowserChoice,
     browser_home,
     driver_temp_dir,
+    find_browser,
     launch_options,
 )
 from osint_capture.engine.model import (
@@ -61,8 +63,9 @@ _LAUNCH_TIMEOUT = 30.0
 class CaptureSession:
     """A browser launched once and shared by captures, each in its own fresh context."""
 
-    def __init__(self, browser: BrowserChoice) -> None:
-        self.browser_choice = browser
+    def __init__(self, browser: BrowserChoice | None = None) -> None:
+        # None: found when the session starts, with the driver it starts anyway.
+        self._choice = browser
         self._playwright: Playwright | None = None
         self._browser: Browser | None = None
         self._launch_lock = asyncio.Lock()
@@ -79,12 +82,31 @@ class CaptureSession:
         try:
             with driver_temp_dir(self._home):
                 self._playwright = await async_playwright().start()
+            if self._choice is None:
+                bundled = self._playwright.chromium.executable_path
+                self._choice = await asyncio.to_thread(find_browser, bundled_path=bundled)
         except BaseException:
+            if self._playwright is not None:
+                await self._playwright.stop()
+                self._playwright = None
             stack.close()
             self._home = None
             raise
         self._home_cleanup = stack.pop_all()
         return self
+
+    @property
+    def browser_choice(self) -> BrowserChoice:
+        """The browser this session's captures run in (known once the session started)."""
+        if self._choice is None:
+            raise RuntimeError("CaptureSession used outside `async with`")
+        return self._choice
+
+    @property
+    def browser_connected(self) -> bool:
+        """Whether a browser is running and connected; the next capture relaunches one
+        when it is not (a batch uses this to tell a dead browser from a failed page)."""
+        return self._browser is not None and self._browser.is_connected()
 
     async def __aexit__(
         self,
