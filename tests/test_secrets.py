@@ -79,11 +79,15 @@ def test_no_descendant_of_a_capture_holds_a_secret(
     proc = subprocess.Popen(argv, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seen: dict[int, tuple[bytes, bytes]] = {}
     deadline = time.monotonic() + 120
+    own_cmdline = "\0".join(argv).encode() + b"\0"
     while proc.poll() is None and time.monotonic() < deadline:
         for pid in _descendants(proc.pid):
             if pid not in seen:
                 environ, cmdline = _read(pid, "environ"), _read(pid, "cmdline")
-                if environ is not None and cmdline is not None:
+                # A child forked but not yet exec'd is still a copy of the capture
+                # process, with its environment: it is read again once it has become
+                # the program it starts.
+                if environ is not None and cmdline is not None and cmdline != own_cmdline:
                     seen[pid] = (environ, cmdline)
         time.sleep(0.05)
     _, err = proc.communicate(timeout=60)
