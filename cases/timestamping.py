@@ -41,7 +41,7 @@ from chain_of_custody.errors import (
     UsageError,
 )
 from chain_of_custody.hashing import sha256_bytes
-from chain_of_custody.item import SIGNATURE_NAME, SUMS_NAME
+from chain_of_custody.item import MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME
 from chain_of_custody.regular import read_regular_file
 from chain_of_custody.signing import Signer
 from chain_of_custody.timestamp import (
@@ -72,6 +72,7 @@ __all__ = [
     "stamp_awaiting",
     "stamp_custody_head",
     "stamp_item",
+    "stamp_requested",
     "stamp_sealed",
     "tsa_config",
 ]
@@ -222,6 +223,18 @@ def is_awaiting(item_dir: Path) -> bool:
     return (item_dir / SIGNATURE_NAME).is_file() and not os.path.lexists(
         item_dir / ITEM_STAMP_NAME
     )
+
+
+def stamp_requested(item_dir: Path) -> bool:
+    """Whether the item's signed manifest says a TSA was configured when it was sealed
+    (an unstamped item without one is "not timestamped", not awaiting)."""
+    try:
+        manifest = parse_canonical(read_regular_file(item_dir / MANIFEST_NAME))
+    except (OSError, ValueError):
+        return True  # unreadable here: verify says why; keep it in view
+    provenance = manifest.get("provenance") if isinstance(manifest, dict) else None
+    record = provenance.get("timestamp") if isinstance(provenance, dict) else None
+    return bool(record.get("tsa")) if isinstance(record, dict) else True
 
 
 def awaiting_items(store: EvidenceStore, case_id: str) -> list[str]:

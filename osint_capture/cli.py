@@ -27,6 +27,7 @@ from chain_of_custody.errors import (
     UsageError,
     storage_error,
 )
+from osint_capture.cli_batch import capture_batch
 from osint_capture.cli_common import (
     CliState,
     console,
@@ -57,6 +58,7 @@ app.add_typer(custody_app, name="custody")
 app.command()(verify)
 app.command()(export)
 app.command()(replay)
+app.command("capture-batch")(capture_batch)
 
 
 @app.callback()
@@ -136,19 +138,25 @@ def case_show(case_id: str) -> None:
         console.print(f"{key:>13}: {value}")
     items = store.list_items(case_id)
     console.print(f"{'items':>13}: {len(items)}")
-    from cases.timestamping import is_awaiting
+    from cases.timestamping import is_awaiting, stamp_requested
 
-    awaiting = 0
+    awaiting = unstamped = 0
     for item_id in items:
-        summary = item_summary(store.item_dir(case_id, item_id))
+        item_dir = store.item_dir(case_id, item_id)
+        summary = item_summary(item_dir)
         flag = ""
-        if is_awaiting(store.item_dir(case_id, item_id)):
-            flag, awaiting = "  [awaiting a timestamp]", awaiting + 1
+        if is_awaiting(item_dir):
+            # Asked for and not obtained, or never asked for (no TSA configured).
+            if stamp_requested(item_dir):
+                flag, awaiting = "  [awaiting a timestamp]", awaiting + 1
+            else:
+                flag, unstamped = "  [not timestamped]", unstamped + 1
         console.print(f"{'':>13}  {item_id}  {summary.line()}{flag}")
-    if awaiting:
+    if awaiting or unstamped:
         console.print(
-            f"{'timestamps':>13}: {awaiting} item(s) awaiting a timestamp "
-            f"(`osint-capture timestamp {case_id} --tsa URL --tsa-cert PEM`)"
+            f"{'timestamps':>13}: {awaiting} item(s) awaiting a timestamp, {unstamped} not "
+            f"timestamped (`osint-capture timestamp {case_id} --tsa URL --tsa-cert PEM` "
+            "stamps them all)"
         )
     for name in store.stray_entries(case_id):
         typer.echo(f"warning: stray entry in items/: {name} (not an item)", err=True)

@@ -215,6 +215,8 @@ def test_noindex_directives_are_recorded(cli: Cli, site: SampleSite) -> None:
     assert {"noindex", "nofollow"} <= set(data["robots_directives"])
     shown = cli.ok("case", "show", case_id).stdout
     assert "[noindex]" in shown and "[lab only: --allow-private-network]" in shown
+    # Captured with no TSA configured: not timestamped, and not said to be awaiting one.
+    assert "[not timestamped]" in shown and "awaiting a timestamp]" not in shown
 
 
 # -- the rules as pure logic ---------------------------------------------------------
