@@ -296,7 +296,7 @@ def main() -> None:
 
 def _five_hosts(bench: _Bench, first: SampleSite, posts: int) -> str:
     """The batch spread over 127.0.0.1 to 127.0.0.5, one sample site on each."""
-    sites = [SampleSite(host=f"127.0.0.{n}") for n in range(2, 6)]  # type: ignore[call-arg]
+    sites = [SampleSite(host=f"127.0.0.{n}") for n in range(2, 6)]
     for site in sites:
         site.__enter__()
     try:

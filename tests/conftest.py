@@ -134,11 +134,14 @@ _SLOW_FIRST = (
     "test_export.py",
     "test_lawful_access.py",
     "test_access_table.py",
+    "test_capture_batch.py",
     "test_timestamps.py",
     "test_wacz.py",
     "test_verify_cli.py",
     "test_doctor.py",
     "test_capture_session.py",
+    "test_capture_post.py",
+    "test_request_gate.py",
 )
 
 
