@@ -13,34 +13,88 @@ evidence home), :mod:`~cases.custody` (appending to the log), :mod:`~cases.summa
 
 from __future__ import annotations
 
-from .actions import (
-    Examination,
-    LoggedEvent,
-    Repair,
-    case_events,
-    case_for_capture,
-    check_case_loggable,
-    clean_case,
-    close_case,
-    item_events,
-    log_capture_refused,
-    log_captured,
-    note_item,
-    open_case,
-    publish_capture,
-    repair_case,
-    transfer_item,
-    unlogged_items,
-    verify_and_log,
-)
-from .case import CATEGORIES, CATEGORY_DESCRIPTIONS, Case, is_item_id, new_item_id
+import importlib
+from typing import TYPE_CHECKING, Any
 
-# append_event and repair_log stay in cases.custody: outside this package a log is
-# written only through an action, so that no entry is made without its deed.
-from .custody import check_log_writable, events_for_item, read_events
-from .staging import ItemStaging, Leftover
-from .store import EvidenceStore, resolve_home
-from .summary import ItemSummary, item_summary
+if TYPE_CHECKING:
+    from cases.actions import (
+        Examination,
+        LoggedEvent,
+        Repair,
+        case_events,
+        case_for_capture,
+        check_case_loggable,
+        clean_case,
+        close_case,
+        item_events,
+        log_capture_refused,
+        log_captured,
+        note_item,
+        open_case,
+        publish_capture,
+        repair_case,
+        transfer_item,
+        unlogged_items,
+        verify_and_log,
+    )
+    from cases.case import CATEGORIES, CATEGORY_DESCRIPTIONS, Case, is_item_id, new_item_id
+
+    # append_event and repair_log stay in cases.custody: outside this package a log is
+    # written only through an action, so that no entry is made without its deed.
+    from cases.custody import check_log_writable, events_for_item, read_events
+    from cases.staging import ItemStaging, Leftover
+    from cases.store import EvidenceStore, resolve_home
+    from cases.summary import ItemSummary, item_summary
+
+# Each name is loaded from its module on first use, so that importing one module of
+# the package (the CLI's errors, a case's store) does not load all of them.
+_EXPORTS = {
+    "CATEGORIES": "cases.case",
+    "CATEGORY_DESCRIPTIONS": "cases.case",
+    "Case": "cases.case",
+    "EvidenceStore": "cases.store",
+    "Examination": "cases.actions",
+    "ItemStaging": "cases.staging",
+    "ItemSummary": "cases.summary",
+    "Leftover": "cases.staging",
+    "LoggedEvent": "cases.actions",
+    "Repair": "cases.actions",
+    "case_events": "cases.actions",
+    "case_for_capture": "cases.actions",
+    "check_case_loggable": "cases.actions",
+    "check_log_writable": "cases.custody",
+    "clean_case": "cases.actions",
+    "close_case": "cases.actions",
+    "events_for_item": "cases.custody",
+    "is_item_id": "cases.case",
+    "item_events": "cases.actions",
+    "item_summary": "cases.summary",
+    "log_capture_refused": "cases.actions",
+    "log_captured": "cases.actions",
+    "new_item_id": "cases.case",
+    "note_item": "cases.actions",
+    "open_case": "cases.actions",
+    "publish_capture": "cases.actions",
+    "read_events": "cases.custody",
+    "repair_case": "cases.actions",
+    "resolve_home": "cases.store",
+    "transfer_item": "cases.actions",
+    "unlogged_items": "cases.actions",
+    "verify_and_log": "cases.actions",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 __all__ = [
     "CATEGORIES",

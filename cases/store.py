@@ -20,7 +20,6 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from chain_of_custody.custody import CUSTODY_LOG_NAME
 from chain_of_custody.durable import (
     TEMP_PREFIX,
     atomic_create_bytes,
@@ -28,7 +27,13 @@ from chain_of_custody.durable import (
     fsync_dir,
 )
 from chain_of_custody.errors import IntegrityError, UsageError
-from chain_of_custody.item import CASE_RECORD_NAME, ITEMS_DIR_NAME, MANIFEST_NAME, SIGNATURE_NAME
+from chain_of_custody.item import (
+    CASE_RECORD_NAME,
+    CUSTODY_LOG_NAME,
+    ITEMS_DIR_NAME,
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+)
 from chain_of_custody.timeutil import utc_now
 
 from .case import Case, check_case_id, check_item_id, is_case_id, is_item_id

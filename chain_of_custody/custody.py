@@ -40,6 +40,7 @@ from typing import Any
 from chain_of_custody.canonical import canonical_json, parse_canonical
 from chain_of_custody.errors import CustodyLogDamaged
 from chain_of_custody.hashing import sha256_bytes
+from chain_of_custody.item import CUSTODY_LOG_NAME
 from chain_of_custody.signing import (
     Signer,
     fingerprint_of,
@@ -69,7 +70,6 @@ __all__ = [
     "verify_chain",
 ]
 
-CUSTODY_LOG_NAME = "custody.jsonl"
 
 ACTIONS = (
     "case-opened",

@@ -34,6 +34,7 @@ from chain_of_custody.timeutil import parse_utc, utc_now
 
 __all__ = [
     "CASE_RECORD_NAME",
+    "CUSTODY_LOG_NAME",
     "DOM_NAME",
     "ITEMS_DIR_NAME",
     "ITEM_FILES",
@@ -106,6 +107,8 @@ UNLISTED_NAMES = frozenset({MANIFEST_NAME, SIGNATURE_NAME, SUMS_NAME, STAMP_NAME
 # Where an item sits: <case>/items/<ITEM_ID>, beside <case>/case.json.
 ITEMS_DIR_NAME = "items"
 CASE_RECORD_NAME = "case.json"
+# The case's custody log (chain_of_custody.custody reads and checks it).
+CUSTODY_LOG_NAME = "custody.jsonl"
 
 MANIFEST_FORMAT = "osint-capture/manifest/1"
 STATUSES = ("complete", "partial")

@@ -15,7 +15,6 @@ from typing import Annotated, NoReturn
 import typer
 from rich.table import Table
 
-from cases import actions
 from cases.case import CATEGORIES, CATEGORY_DESCRIPTIONS
 from cases.store import EvidenceStore, resolve_home
 from cases.summary import item_summary
@@ -92,6 +91,7 @@ def case_open(
     ],
 ) -> None:
     """Open a case. Captures can only go into an open case."""
+    from cases import actions
     signer = operator_signer()
     store = evidence_store()
     case = actions.open_case(
@@ -166,6 +166,7 @@ def case_show(case_id: str) -> None:
 @case_app.command("close")
 def case_close(case_id: str) -> None:
     """Close a case: it keeps its evidence and accepts no new captures."""
+    from cases import actions
     signer = operator_signer()
     case = actions.close_case(evidence_store(), case_id, signer=signer)
     console.print(f"Closed case {case.case_id}.")
@@ -174,6 +175,7 @@ def case_close(case_id: str) -> None:
 @case_app.command("clean")
 def case_clean(case_id: str) -> None:
     """Remove leftovers of interrupted captures (never a complete item), and log it."""
+    from cases import actions
     signer = operator_signer()
     removed = actions.clean_case(evidence_store(), case_id, signer=signer)
     for leftover in removed:
@@ -183,6 +185,7 @@ def case_clean(case_id: str) -> None:
 
 
 def _report_leftovers(store: EvidenceStore, case_id: str) -> None:
+    from cases import actions
     for item_id in actions.unlogged_items(store, case_id):
         typer.echo(
             f"warning: item {item_id} has no 'captured' custody entry (interrupted after "

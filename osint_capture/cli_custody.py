@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from cases import actions
 from chain_of_custody.errors import UsageError
 from chain_of_custody.signing import normalize_fingerprint
 from osint_capture.cli_common import console, evidence_store, operator_signer
+
+if TYPE_CHECKING:
+    from cases.actions import LoggedEvent
 
 __all__ = ["custody_app"]
 
@@ -21,6 +23,7 @@ custody_app = typer.Typer(help="The chain-of-custody log of an item.", no_args_i
 @custody_app.command("show")
 def custody_show(item_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Print an item's custody timeline."""
+    from cases import actions
     _, events = actions.item_events(evidence_store(), item_id)
     if as_json:
         typer.echo(json.dumps(events, ensure_ascii=False))
@@ -37,7 +40,7 @@ def custody_show(item_id: str, as_json: Annotated[bool, typer.Option("--json")] 
     console.print(table)
 
 
-def _print_logged(logged: actions.LoggedEvent) -> None:
+def _print_logged(logged: LoggedEvent) -> None:
     entry = logged.entry
     console.print(
         f"Logged {entry['action']} #{entry['seq']} for item {logged.item_id} "
@@ -52,6 +55,7 @@ def custody_transfer(
     reason: Annotated[str, typer.Option("--reason", help="Why it changes hands.")],
 ) -> None:
     """Record that an item passed to someone else."""
+    from cases import actions
     signer = operator_signer()
     _print_logged(
         actions.transfer_item(evidence_store(), item_id, to=to, reason=reason, signer=signer)
@@ -63,6 +67,7 @@ def custody_note(
     item_id: str, text: Annotated[str, typer.Option("--text", help="The note.")]
 ) -> None:
     """Add a note to an item's custody log."""
+    from cases import actions
     signer = operator_signer()
     _print_logged(actions.note_item(evidence_store(), item_id, text=text, signer=signer))
 
@@ -85,6 +90,7 @@ def custody_repair(
     manifest is signed by a key that opened the case or logged a capture in it (or one
     given with --trust). It names and refuses any other.
     """
+    from cases import actions
 
     trusted = []
     for text in trust or ():
@@ -111,6 +117,7 @@ def custody_repair(
 @custody_app.command("log")
 def custody_log(case_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Print a whole case's custody log."""
+    from cases import actions
     events = actions.case_events(evidence_store(), case_id)
     if as_json:
         typer.echo(json.dumps(events, ensure_ascii=False))

@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from cases.store import EvidenceStore
-from chain_of_custody.wacz import WACZ_VERSION
 from osint_capture.cli_common import console, evidence_store, operator_signer, tsa_from_options
 
 __all__ = ["export"]
@@ -128,6 +127,7 @@ def _export_wacz(
     force: bool,
 ) -> None:
     from cases.wacz import export_wacz
+    from chain_of_custody.wacz import WACZ_VERSION
 
     result = export_wacz(
         store,

@@ -102,9 +102,11 @@ PAGES: dict[str, Page] = {
     "deep-json-ld": Page("/robust/metadata?depth=5000&override=json"),
     "hostile-getattribute": Page("/robust/metadata?override=attr"),
     "okay-status": Page("/robust/okay-status"),
-    # 7. the rendering budget
+    # 7. the rendering budget. Loading and scrolling 200,000 elements takes most of a
+    # minute when the suite's other worker is busy too; the DOM step gets a share of
+    # what is left, so the limit leaves room for it.
     "huge-dom": Page(
-        "/robust/huge-dom?n=200000", options={"time_limit": 40.0, "max_scroll_rounds": 1}
+        "/robust/huge-dom?n=200000", options={"time_limit": 60.0, "max_scroll_rounds": 1}
     ),
     "alert-loop": Page("/robust/alert-loop"),
     # 9. a page that cannot be read at all: judged on the document as received
@@ -367,7 +369,8 @@ def test_a_200000_element_page_keeps_its_dom_and_text_first(captured: Batch) -> 
     outcome = captured["huge-dom"]
     _captured_whole(outcome)
     steps = outcome.steps()
-    assert steps["dom"]["state"] == "done" and steps["text"]["state"] == "done"
+    assert steps["dom"]["state"] == "done", steps["dom"]
+    assert steps["text"]["state"] == "done", steps["text"]
     assert HUGE_DOM_TEXT in (outcome.item / TEXT_NAME).read_text()
     assert "<span>199999 </span>" in (outcome.item / DOM_NAME).read_text()
     names = list(steps)
