@@ -29,6 +29,7 @@ from osint_capture.demo.sample_site.server import (
     DRIP_LAST,
     HOSTILE_TITLE,
     HUGE_DOM_TEXT,
+    LATE_TEXT,
     POST_AUTHOR,
     STUCK_TEXT,
 )
@@ -109,6 +110,7 @@ PAGES: dict[str, Page] = {
         "/robust/huge-dom?n=200000", options={"time_limit": 60.0, "max_scroll_rounds": 1}
     ),
     "alert-loop": Page("/robust/alert-loop"),
+    "late": Page("/robust/late"),
     # 9. a page that cannot be read at all: judged on the document as received
     # A hung page burns a core: the shortest limit that still runs out the access check.
     "stuck-sign-in": Page("/robust/stuck?page=sign-in", options={"time_limit": 8.0}),
@@ -385,6 +387,23 @@ def test_an_alert_loop_blocks_no_step(captured: Batch) -> None:
     assert outcome.provenance()["contained"]["dialogs_dismissed"]
     for step in ("dom", "text", "screenshot", "pdf"):
         assert outcome.steps()[step]["state"] == "done"
+
+
+def test_what_a_page_fetches_soon_after_loading_is_waited_for(captured: Batch) -> None:
+    # Its network and DOM are still at once after the load event: the wait for quiet
+    # still lasts the quiet period after it, so the deferred fetch is in the capture.
+    outcome = captured["late"]
+    _captured_whole(outcome)
+    assert outcome.report is not None
+    assert outcome.report.status == "complete", outcome.report.partial_reasons
+    assert LATE_TEXT in (outcome.item / TEXT_NAME).read_text()
+    with open(outcome.item / WARC_NAME, "rb") as warc:
+        uris = {
+            record.rec_headers.get_header("WARC-Target-URI")
+            for record in ArchiveIterator(warc)
+            if record.rec_type == "response"
+        }
+    assert any(uri.endswith("/robust/late.json") for uri in uris), uris
 
 
 # -- 8. pages that move themselves on ------------------------------------------------------

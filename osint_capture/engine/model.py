@@ -42,6 +42,8 @@ class CaptureOptions:
     viewport_height: int = 800
     settle_timeout: float = 10.0
     quiet_period: float = 0.5
+    # Sooner than the quiet period: no request open and the page's DOM unchanged for this.
+    still_period: float = 0.2
     max_scroll_rounds: int = 30
 
     def __post_init__(self) -> None:
@@ -64,6 +66,7 @@ class CaptureOptions:
             "viewport": f"{self.viewport_width}x{self.viewport_height}",
             "settle_timeout_ms": round(self.settle_timeout * 1000),
             "quiet_period_ms": round(self.quiet_period * 1000),
+            "still_period_ms": round(self.still_period * 1000),
             "max_scroll_rounds": self.max_scroll_rounds,
         }
 

@@ -8,7 +8,14 @@ changes the page's content.
 
 from __future__ import annotations
 
-__all__ = ["AT_BOTTOM_JS", "METADATA_JS", "METADATA_LIMITS", "SCROLL_JS", "SIGNALS_JS"]
+__all__ = [
+    "AT_BOTTOM_JS",
+    "METADATA_JS",
+    "METADATA_LIMITS",
+    "SCROLL_JS",
+    "SIGNALS_JS",
+    "STILL_JS",
+]
 
 SIGNALS_JS = """
 () => {
@@ -142,6 +149,22 @@ async ([maxSteps, pause]) => {
     if (atBottom || window.scrollY === before) break;
   }
   return document.documentElement.scrollHeight;
+}
+"""
+
+STILL_JS = """
+() => {
+  // How long the page's DOM has gone unchanged, in ms. The observer lives in the
+  // capture's isolated world, which shares the page's DOM (so it sees every change the
+  // page makes) but not its scripts (so the page cannot silence it). The first call
+  // starts watching and answers 0.
+  if (!window.__osintStill) {
+    const still = {since: performance.now()};
+    new MutationObserver(() => { still.since = performance.now(); }).observe(
+      document, {subtree: true, childList: true, attributes: true, characterData: true});
+    window.__osintStill = still;
+  }
+  return performance.now() - window.__osintStill.since;
 }
 """
 

@@ -58,6 +58,9 @@ class PageRun:
     after_steps: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     load_fired: bool = False
     settle_started: str = ""
+    # When the load event fired (or was given up on), by the monotonic clock: nothing
+    # ends the wait for quiet sooner than the quiet period after it.
+    loaded_at: float = 0.0
     _main_frame: str | None = field(default=None, repr=False)
     _world: int | None = field(default=None, repr=False)
 

@@ -181,7 +181,8 @@ class Recorder:
     def inflight_ids(self) -> frozenset[str]:
         return frozenset(self._inflight)
 
-    def _quiet_for(self, ignoring: frozenset[str]) -> float:
+    def quiet_for_ignoring(self, ignoring: frozenset[str]) -> float:
+        """Seconds without a request open, not counting those in ``ignoring``."""
         if not ignoring:
             return self.quiet_for
         # Requests open all along (a long-poll, a trickle) keep sending data: only
@@ -194,12 +195,12 @@ class Recorder:
         """Wait until no request has been open for ``quiet`` seconds, or the deadline;
         requests in ``ignoring`` (open before, and perhaps never ending) do not count."""
         while (now := time.monotonic()) < deadline:
-            quiet_for = self._quiet_for(ignoring)
+            quiet_for = self.quiet_for_ignoring(ignoring)
             if quiet_for >= quiet:
                 return True
             # Wake when the quiet period would end, not on the next tick after it.
             await asyncio.sleep(min(0.05, quiet - quiet_for, deadline - now) + 0.001)
-        return self._quiet_for(ignoring) >= quiet
+        return self.quiet_for_ignoring(ignoring) >= quiet
 
     # -- event handlers ----------------------------------------------------------
 

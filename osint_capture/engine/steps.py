@@ -34,7 +34,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from chain_of_custody.errors import CaptureFailed, Refused
 from chain_of_custody.timeutil import utc_now
 from osint_capture.engine.exchange import Exchange
-from osint_capture.engine.pagejs import AT_BOTTOM_JS, SCROLL_JS, SIGNALS_JS
+from osint_capture.engine.pagejs import AT_BOTTOM_JS, SCROLL_JS, SIGNALS_JS, STILL_JS
 from osint_capture.engine.pagerun import PageRun, PageScriptError, bound, first_line, ms
 from osint_capture.engine.render import (
     dom_step,
@@ -291,6 +291,7 @@ async def access_step(run: PageRun) -> None:
     """
     run.settle_started = utc_now()
     run.load_fired = await _wait_for_load(run)
+    run.loaded_at = time.monotonic()
     if run.rules.inspector is None or run.main is None:
         return
     chain = tuple(hop["url"] for hop in run.result.redirect_chain)
@@ -396,12 +397,52 @@ def _shown_url(run: PageRun) -> str:
     return url
 
 
+async def _wait_still(
+    run: PageRun, deadline: float, *, ignoring: frozenset[str] = frozenset()
+) -> bool:
+    """Wait until no request has been open for the quiet period — or, sooner, for the
+    still period while the page's DOM has not changed for as long either — or the
+    deadline. Whether it went quiet. Requests in ``ignoring`` do not count.
+
+    A page still loading something, or still changing, is waited for as before; one
+    whose network and DOM have both stopped is not waited for any longer — but never
+    sooner than the quiet period after the load event, so that what a page starts
+    shortly after loading (a timer, a deferred fetch) is waited for as it always was. A
+    page that cannot answer (a script hogging it) is judged on its network alone.
+    """
+    options, recorder = run.options, run.recorder
+    earliest = run.loaded_at + options.quiet_period
+    watching = True
+    while (now := time.monotonic()) < deadline:
+        quiet_for = recorder.quiet_for_ignoring(ignoring)
+        if quiet_for >= options.quiet_period:
+            return True
+        if watching and quiet_for >= options.still_period and now >= earliest:
+            try:
+                still_ms = float(await run.evaluate(STILL_JS, timeout=min(0.5, deadline - now)))
+            except (PageScriptError, TimeoutError, TypeError, ValueError):
+                watching = False
+            else:
+                if still_ms >= options.still_period * 1000 and (
+                    recorder.quiet_for_ignoring(ignoring) >= options.still_period
+                ):
+                    return True
+        wait = options.quiet_period - quiet_for
+        if watching:
+            wait = min(wait, max(options.still_period - quiet_for, earliest - now, 0.0))
+        await asyncio.sleep(min(0.05, max(wait, 0.0), deadline - now) + 0.001)
+    return recorder.quiet_for_ignoring(ignoring) >= options.quiet_period
+
+
 async def settle_step(run: PageRun) -> None:
     """``settle``: the load event fired (access-check waited for it), then no request
-    open for the quiet period."""
+    open for the quiet period, or for the still period with the DOM unchanged as long."""
     options, clock = run.options, run.clock
-    quiet = await run.recorder.wait_quiet(
-        options.quiet_period, time.monotonic() + min(options.settle_timeout, clock.left(load=True))
+    # Start watching the DOM now, so that its stillness is measured from here.
+    with contextlib.suppress(PageScriptError, TimeoutError):
+        await run.evaluate(STILL_JS, timeout=bound(clock, 1.0))
+    quiet = await _wait_still(
+        run, time.monotonic() + min(options.settle_timeout, clock.left(load=True))
     )
     started = run.settle_started or utc_now()
     if run.load_fired and quiet:
@@ -515,10 +556,8 @@ async def _scroll(run: PageRun) -> None:
             new_height = int(
                 await run.evaluate(SCROLL_JS, [60, 120], timeout=max(1.0, clock.left(load=True)))
             )
-            await run.recorder.wait_quiet(
-                options.quiet_period,
-                time.monotonic() + min(3.0, clock.left(load=True)),
-                ignoring=before,
+            await _wait_still(
+                run, time.monotonic() + min(3.0, clock.left(load=True)), ignoring=before
             )
             bottom = int(await run.evaluate(AT_BOTTOM_JS, timeout=bound(clock, 5.0)))
             final_height = int(

@@ -151,6 +151,7 @@ INDEX_LINKS: tuple[tuple[str, str], ...] = (
     ("/robust/huge-dom?n=200000", "A page of N elements"),
     ("/robust/alert-loop", "A page calling alert() every 20 ms"),
     ("/robust/moves?how=script", "Moves itself to /robust/arrived (?how=meta: 0 s refresh)"),
+    ("/robust/late", "Fetches part of its text 300 ms after its load event"),
     ("/robust/out-of-memory", "Makes the browser's renderer run out of memory and crash"),
     ("/robust/stuck", "Hangs the browser once drawn (?page=sign-in: a sign-in page that does)"),
 )
@@ -164,6 +165,7 @@ HOSTILE_TITLE = "A post with hostile metadata"
 HUGE_DOM_TEXT = "A page of very many elements."
 ALERT_LOOP_TEXT = "A page that calls alert() over and over."
 ARRIVED_TEXT = "The page the browser was moved on to."
+LATE_TEXT = "A comment the page fetched a moment after it loaded."
 CRASH_TEXT = "A page that makes the browser's renderer run out of memory."
 STUCK_TEXT = "This public article's script hangs the browser as it loads. "
 # A one-page PDF saying "A direct PDF link" (test data, not a report).
@@ -1527,6 +1529,20 @@ class _Handler(BaseHTTPRequestHandler):
     def _arrived(self, query: _Query) -> None:
         self._send(HTTPStatus.OK, _simple_page("Arrived", ARRIVED_TEXT))
 
+    def _late(self, query: _Query) -> None:
+        """A page that fetches part of its text a moment after loading (a deferred
+        widget): a capture must wait for what starts soon after the load event."""
+        extra = (
+            "<p id=late></p><script>window.addEventListener('load', () => setTimeout("
+            "async () => { const r = await fetch('/robust/late.json'); "
+            "document.getElementById('late').textContent = (await r.json()).text; }, 300));"
+            "</script>\n"
+        )
+        self._send(HTTPStatus.OK, _simple_page("Late", "A page with a late part.", extra=extra))
+
+    def _late_json(self, query: _Query) -> None:
+        self._send(HTTPStatus.OK, _json_bytes({"text": LATE_TEXT}), _JSON)
+
     # -------------------------------------------------------------------- access-rule table pages
     # One page per row of the lawful-access table (tests/test_access_table.py): public
     # pages the rules once refused wrongly, and walls and challenges they must refuse.
@@ -1891,6 +1907,8 @@ _ROUTES.update(
         "/robust/alert-loop": _Handler._alert_loop,
         "/robust/moves": _Handler._moves_itself,
         "/robust/arrived": _Handler._arrived,
+        "/robust/late": _Handler._late,
+        "/robust/late.json": _Handler._late_json,
         "/robust/out-of-memory": _Handler._out_of_memory,
         "/robust/stuck": _Handler._stuck,
     }
