@@ -440,7 +440,7 @@ async def settle_step(run: PageRun) -> None:
     options, clock = run.options, run.clock
     # Start watching the DOM now, so that its stillness is measured from here.
     with contextlib.suppress(PageScriptError, TimeoutError):
-        await run.evaluate(STILL_JS, timeout=bound(clock, 1.0))
+        await run.evaluate(STILL_JS, timeout=bound(clock, 0.5))
     quiet = await _wait_still(
         run, time.monotonic() + min(options.settle_timeout, clock.left(load=True))
     )
