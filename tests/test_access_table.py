@@ -28,6 +28,7 @@ _TIME_LIMIT = 25.0
 def _limit(path: str) -> float:
     return 45.0 if path in _MAY_NOT_SETTLE else _TIME_LIMIT
 
+
 # (path, text the capture must show, why it is public)
 CAPTURED = [
     (
