@@ -13,8 +13,9 @@ evidence home), :mod:`~cases.custody` (appending to the log), :mod:`~cases.summa
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from chain_of_custody.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from cases.actions import (
@@ -83,18 +84,7 @@ _EXPORTS = {
     "verify_and_log": "cases.actions",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
 __all__ = [
     "CATEGORIES",

@@ -8,8 +8,9 @@ verify evidence with this package alone (``python -m chain_of_custody verify PAT
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from chain_of_custody.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from chain_of_custody.bundle import BundleReport, open_bundle, verify_bundle
@@ -122,18 +123,7 @@ _EXPORTS = {
     "write_signed_manifest": "chain_of_custody.item",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
 __all__ = [
     "ACTIONS",

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.table import Table
@@ -38,6 +38,11 @@ from osint_capture.cli_custody import custody_app
 from osint_capture.cli_export import export
 from osint_capture.cli_replay import replay
 from osint_capture.cli_verify import verify
+
+if TYPE_CHECKING:
+    from cases.timestamping import TsaConfig
+    from chain_of_custody.signing import Signer
+    from osint_capture.engine.browser import BrowserChoice
 
 __all__ = ["app", "main"]
 
@@ -220,6 +225,27 @@ _TSA_TIMEOUT_OPTION = typer.Option(
 )
 
 
+def capture_setup(
+    case: str,
+    browser: Path | None,
+    tsa: list[str] | None,
+    tsa_cert: list[Path] | None,
+    tsa_timeout: float,
+) -> tuple[EvidenceStore, TsaConfig | None, Signer, BrowserChoice | None]:
+    """What `capture` and `capture-batch` check before any browser starts, in this
+    order: the case, the TSA options, the signing key; then leftovers are reported."""
+    from osint_capture.engine.browser import explicit_browser
+
+    store = evidence_store()
+    store.get_case(case)  # a missing case is a usage error before anything else
+    tsa_config = tsa_from_options(tsa, tsa_cert, tsa_timeout)
+    signer = operator_signer()  # no key: stop before the browser starts
+    _report_leftovers(store, case)
+    # A browser named is checked now; otherwise the capture's session finds one with
+    # the Playwright driver it starts anyway (asking a driver of its own costs ~0.8 s).
+    return store, tsa_config, signer, explicit_browser(browser)
+
+
 def _parse_viewport(text: str) -> tuple[int, int]:
     try:
         w, h = text.lower().split("x")
@@ -261,7 +287,6 @@ def capture(
 ) -> None:
     """Capture a public post into a case."""
     from osint_capture.capture import capture_post
-    from osint_capture.engine.browser import explicit_browser
     from osint_capture.engine.model import CaptureOptions
 
     width, height = _parse_viewport(viewport)
@@ -274,14 +299,7 @@ def capture(
         viewport_height=height,
         settle_timeout=settle_timeout,
     )
-    store = evidence_store()
-    store.get_case(case)  # a missing case is a usage error before anything else
-    tsa_config = tsa_from_options(tsa, tsa_cert, tsa_timeout)
-    signer = operator_signer()  # no key: stop before the browser starts
-    _report_leftovers(store, case)
-    # A browser named is checked now; otherwise the capture's session finds one with
-    # the Playwright driver it starts anyway (asking a driver of its own costs ~0.8 s).
-    choice = explicit_browser(browser)
+    store, tsa_config, signer, choice = capture_setup(case, browser, tsa, tsa_cert, tsa_timeout)
     report = capture_post(
         store, case, url, options, signer=signer, browser=choice, tsa=tsa_config
     )

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chain_of_custody.errors import UsageError
-from osint_capture.cli_common import console, evidence_store, operator_signer, tsa_from_options
+from osint_capture.cli_common import console
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -105,8 +105,7 @@ def capture_batch(
     # Imported here, not above: the CLI module imports this one, and Playwright loads
     # only for a command that captures.
     from osint_capture.batch import BatchSettings, parse_batch, run_batch
-    from osint_capture.cli import _parse_viewport, _report_leftovers
-    from osint_capture.engine.browser import explicit_browser
+    from osint_capture.cli import _parse_viewport, capture_setup
     from osint_capture.engine.model import CaptureOptions
 
     settings = BatchSettings(concurrency=concurrency, host_delay=host_delay, again=again)
@@ -123,12 +122,7 @@ def capture_batch(
         viewport_height=height,
         settle_timeout=settle_timeout,
     )
-    store = evidence_store()
-    store.get_case(case)  # a missing case is a usage error before anything else
-    tsa_config = tsa_from_options(tsa, tsa_cert, tsa_timeout)
-    signer = operator_signer()  # no key: stop before the browser starts
-    _report_leftovers(store, case)
-    choice = explicit_browser(browser)
+    store, tsa_config, signer, choice = capture_setup(case, browser, tsa, tsa_cert, tsa_timeout)
     total = len(batch.entries) + len(batch.bad) + len(batch.duplicates)
     shown = _Shown(total, as_json)
     shown.begin()
