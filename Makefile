@@ -9,6 +9,9 @@ REPLAY_STAMP := $(VENV)/.replaywebpage
 .PHONY: demo test lint bench install browser clean
 
 install: $(STAMP) $(BROWSER_STAMP) $(REPLAY_STAMP)
+	@# Bytecode for our own packages, as a non-editable install has: without it a
+	@# command recompiles them at every start where PYTHONDONTWRITEBYTECODE is set.
+	$(PY) -m compileall -q osint_capture cases chain_of_custody
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -1,6 +1,7 @@
 """Capture benchmarks (``make bench``): issue 14's three measurements, into docs/PERFORMANCE.md.
 
-    python benchmarks/run.py [--pairs N] [--batch-posts N] [--media-mib M] [--no-write]
+    python benchmarks/run.py [--pairs N] [--batch-posts N] [--batch-pairs N] [--media-mib M]
+                             [--no-write]
 
 Every run is a real process driving Chromium against the bundled sample site on
 127.0.0.0/8 (no other address).
@@ -14,7 +15,9 @@ Every run is a real process driving Chromium against the bundled sample site on
    post on one host at concurrency 2 (the default 1 s politeness delay), and spread over
    five hosts (127.0.0.1 to 127.0.0.5) at concurrency 4: posts per minute, and the peak
    memory of the whole process tree (the CLI, Playwright's driver, every Chromium
-   process), sampled every 50 ms.
+   process), sampled every 50 ms. Each batch alternates with its floor,
+   ``floor.py --batch`` (plain Playwright, one browser, the same concurrency and host
+   delay); ``--batch-pairs`` pairs, the median of the pairwise rate ratios.
 3. ``osint-capture --help`` wall time (median of 10), and the CLI process's own peak RSS
    (``VmHWM``) capturing a page that loads a 160 MiB body.
 
@@ -58,10 +61,6 @@ _PEAK_WRAPPER = (
     "sys.argv[0] = 'osint-capture'\n"
     "main()\n"
 )
-
-
-class _Skipped(Exception):
-    pass
 
 
 class _Bench:
@@ -139,18 +138,13 @@ def _tree_rss_kib(root: int) -> int:
     return total
 
 
-def _batch(bench: _Bench, urls: Sequence[str], concurrency: int) -> tuple[float, int, str]:
-    """Posts per minute, peak tree RSS (KiB), and the outcomes' tally."""
-    case = bench.new_case()
-    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as listing:
-        listing.write("\n".join(urls) + "\n")
-    argv = [sys.executable, "-m", "osint_capture", "--home", str(bench.home), "capture-batch",
-            listing.name, "--case", case, "--concurrency", str(concurrency),
-            "--allow-private-network", "--json"]
+def _in_tree(argv: Sequence[str], env: dict[str, str]) -> tuple[float, int, str, str, int]:
+    """Run ``argv``: wall time, peak RSS (KiB) of its whole process tree sampled every
+    50 ms, its output and exit code."""
     peak = 0
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=bench.env)
+                            env=env)
     done = threading.Event()
 
     def sample() -> None:
@@ -165,15 +159,71 @@ def _batch(bench: _Bench, urls: Sequence[str], concurrency: int) -> tuple[float,
     took = time.perf_counter() - start
     done.set()
     sampler.join()
-    os.unlink(listing.name)
+    return took, peak, out, err, proc.returncode
+
+
+def _listing(urls: Sequence[str]) -> str:
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as listing:
+        listing.write("\n".join(urls) + "\n")
+    return listing.name
+
+
+def _batch(bench: _Bench, urls: Sequence[str], concurrency: int) -> tuple[float, int, str]:
+    """Posts per minute, peak tree RSS (KiB), and the outcomes' tally."""
+    case = bench.new_case()
+    listing = _listing(urls)
+    argv = [sys.executable, "-m", "osint_capture", "--home", str(bench.home), "capture-batch",
+            listing, "--case", case, "--concurrency", str(concurrency),
+            "--allow-private-network", "--json"]
+    took, peak, out, err, code = _in_tree(argv, bench.env)
+    os.unlink(listing)
     outcomes = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     tally: dict[str, int] = {}
     for outcome in outcomes:
         key = str(outcome.get("outcome", outcome.get("status", "?")))
         tally[key] = tally.get(key, 0) + 1
-    if proc.returncode != 0 or len(outcomes) != len(urls):
-        raise SystemExit(f"capture-batch exited {proc.returncode}: {err.strip()[-500:]}")
+    if code != 0 or len(outcomes) != len(urls):
+        raise SystemExit(f"capture-batch exited {code}: {err.strip()[-500:]}")
     return len(urls) / took * 60, peak, ", ".join(f"{v} {k}" for k, v in sorted(tally.items()))
+
+
+def _floor_batch(
+    urls: Sequence[str], concurrency: int, executable: str | None
+) -> tuple[float, int]:
+    """The batch floor (``floor.py --batch``): posts per minute and peak tree RSS (KiB)."""
+    listing = _listing(urls)
+    argv = [sys.executable, str(_FLOOR), "--batch", listing, "--concurrency", str(concurrency),
+            str(COMMENT_PAGES * COMMENTS_PER_PAGE)]
+    if executable:
+        argv.append(executable)
+    took, peak, _, err, code = _in_tree(argv, dict(os.environ))
+    os.unlink(listing)
+    if code != 0:
+        raise SystemExit(f"the batch floor exited {code}: {err.strip()[-500:]}")
+    return len(urls) / took * 60, peak
+
+
+def _batch_row(
+    bench: _Bench, label: str, urls: Sequence[str], concurrency: int, target: int,
+    pairs: int, executable: str | None,
+) -> str:
+    """Our batch and its floor alternated ``pairs`` times; medians, and the median of
+    the pairwise ratios of their rates."""
+    rates, peaks, floors, floor_peaks, tallies = [], [], [], [], []
+    for _ in range(pairs):
+        rate, peak, tally = _batch(bench, urls, concurrency)
+        floor, floor_peak = _floor_batch(urls, concurrency, executable)
+        rates.append(rate)
+        peaks.append(peak)
+        tallies.append(tally)
+        floors.append(floor)
+        floor_peaks.append(floor_peak)
+    ratio = statistics.median(r / f for r, f in zip(rates, floors, strict=True))
+    return (
+        f"| {label} | {statistics.median(rates):.0f} posts/min ({tallies[-1]}) "
+        f"| {statistics.median(floors):.0f} posts/min | {ratio:.2f} | at least {target} "
+        f"| {_mib(statistics.median(peaks))} | {_mib(statistics.median(floor_peaks))} |"
+    )
 
 
 def _help_time() -> float:
@@ -194,6 +244,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", type=int, default=7)
     parser.add_argument("--batch-posts", type=int, default=50)
+    parser.add_argument("--batch-pairs", type=int, default=2)
     parser.add_argument("--media-mib", type=int, default=160)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
@@ -222,27 +273,18 @@ def main() -> None:
             one_host = [f"{post}?copy={n}" for n in range(1, args.batch_posts + 1)]
             batch_rows: list[str] = []
             if args.batch_posts <= 0:
-                batch_rows.append("| batches | not measured (--batch-posts 0) | | |")
-            try:
-                if args.batch_posts <= 0:
-                    raise _Skipped
-                rate1, peak1, tally1 = _batch(bench, one_host, 2)
-                batch_rows.append(
-                    f"| {args.batch_posts} posts, one host, concurrency 2, 1 s host delay "
-                    f"| {rate1:.0f} posts/min ({tally1}) | at least 55 | {_mib(peak1)} |"
-                )
-            except _Skipped:
-                pass
-            except SystemExit as exc:
-                batch_rows.append(f"| one host | not measured: {exc} | at least 55 | - |")
-            try:
-                if args.batch_posts <= 0:
-                    raise _Skipped
-                batch_rows.append(_five_hosts(bench, site, args.batch_posts))
-            except _Skipped:
-                pass
-            except (SystemExit, OSError, TypeError) as exc:
-                batch_rows.append(f"| five hosts | not measured: {exc} | at least 90 | - |")
+                batch_rows.append("| batches | not measured (--batch-posts 0) | | | | | |")
+            else:
+                try:
+                    batch_rows.append(_batch_row(
+                        bench, f"{args.batch_posts} posts, one host, concurrency 2, "
+                        "1 s host delay", one_host, 2, 55, args.batch_pairs, executable))
+                except SystemExit as exc:
+                    batch_rows.append(f"| one host | not measured: {exc} | | | at least 55 | | |")
+                try:
+                    batch_rows.append(_five_hosts(bench, site, args, executable))
+                except (SystemExit, OSError, TypeError) as exc:
+                    batch_rows.append(f"| five hosts | not measured: {exc} | | | at least 90 | | |")
         help_time = _help_time()
     when = datetime.now(UTC).strftime("%Y-%m-%d")
     lines += [
@@ -269,8 +311,15 @@ def main() -> None:
         "",
         "### 2. Batch throughput",
         "",
-        "| batch | measured | target | peak RSS, whole process tree |",
-        "|---|---|---|---|",
+        f"{args.batch_pairs} pair(s), alternating `osint-capture capture-batch` with its "
+        "floor, `benchmarks/floor.py --batch`: plain Playwright on the same Chromium and "
+        "flags, one browser, N at once, each URL in a fresh context (load, scroll until the "
+        "last comment, full-page screenshot), with the batch's 1 s between a host's starts. "
+        "Peak RSS is the whole process tree's (the command, Playwright's driver, every "
+        "Chromium process), sampled every 50 ms.",
+        "",
+        "| batch | measured | floor | measured / floor | target | peak RSS | floor's peak RSS |",
+        "|---|---|---|---|---|---|---|",
         *batch_rows,
         "",
         "### 3. Start-up and memory",
@@ -294,22 +343,21 @@ def main() -> None:
         _DOC.write_text(doc)
 
 
-def _five_hosts(bench: _Bench, first: SampleSite, posts: int) -> str:
+def _five_hosts(
+    bench: _Bench, first: SampleSite, args: argparse.Namespace, executable: str | None
+) -> str:
     """The batch spread over 127.0.0.1 to 127.0.0.5, one sample site on each."""
     sites = [SampleSite(host=f"127.0.0.{n}") for n in range(2, 6)]
     for site in sites:
         site.__enter__()
     try:
         hosts = [first, *sites]
-        urls = [f"{hosts[n % 5].url('/post/1')}?copy={n}" for n in range(posts)]
-        rate, peak, tally = _batch(bench, urls, 4)
+        urls = [f"{hosts[n % 5].url('/post/1')}?copy={n}" for n in range(args.batch_posts)]
+        return _batch_row(bench, f"{args.batch_posts} posts over five hosts, concurrency 4",
+                          urls, 4, 90, args.batch_pairs, executable)
     finally:
         for site in sites:
             site.__exit__(None, None, None)
-    return (
-        f"| {posts} posts over five hosts, concurrency 4 | {rate:.0f} posts/min ({tally}) "
-        f"| at least 90 | {_mib(peak)} |"
-    )
 
 
 if __name__ == "__main__":

@@ -20,14 +20,16 @@ steps, so that nothing half-made ever looks like evidence:
 A browser that crashed mid-capture ends in :class:`BrowserCrashed` (exit 4) after step 8:
 what it recorded until then is kept as a partial item, which the error names.
 
-:func:`capture_post` is the one-URL capture: a session of one.
+:func:`capture_post` is the one-URL capture: a session of one, whose Playwright driver
+starts while step 1 runs (:func:`prepare_capture`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import shutil
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -58,12 +60,12 @@ from chain_of_custody.item import (
 from chain_of_custody.signing import Signer
 from osint_capture.engine.browser import BrowserChoice
 from osint_capture.engine.model import CaptureOptions, EngineResult
-from osint_capture.engine.session import CaptureSession
+from osint_capture.engine.session import CaptureSession, run_on_session
 from osint_capture.engine.warc import write_capture_warc
 from osint_capture.lawful.rules import AccessRecord, redact_text, redact_url
 from osint_capture.provenance import build_provenance, warcinfo_fields
 
-__all__ = ["CaptureReport", "capture_into_case", "capture_post"]
+__all__ = ["CaptureReport", "capture_into_case", "capture_post", "prepare_capture"]
 
 _T = TypeVar("_T")
 _ROBOTS_FLAGS = ("noarchive", "noindex", "nofollow")
@@ -159,24 +161,27 @@ def capture_post(
     tsa: TsaConfig | None = None,
 ) -> CaptureReport:
     """Capture ``url`` into case ``case_id`` on a browser of its own (``None``: found as
-    the session starts). A capture the rules refuse starts no browser at all."""
-    done: list[CaptureReport] = []
+    the session starts). A capture the rules refuse launches no browser at all."""
+    return run_on_session(
+        browser, lambda: prepare_capture(store, case_id, url, options, signer=signer, tsa=tsa)
+    )
+
+
+def prepare_capture(
+    store: EvidenceStore,
+    case_id: str,
+    url: str,
+    options: CaptureOptions,
+    *,
+    signer: Signer,
+    tsa: TsaConfig | None = None,
+) -> Callable[[CaptureSession], Awaitable[CaptureReport]]:
+    """Step 1, then the other steps as work for a session (:func:`run_on_session`).
+
+    Raises Refused, logged, when the rules refuse the capture.
+    """
     capture = replace(_check_rules(store, case_id, url, options, signer), tsa=tsa)
-
-    async def one() -> CaptureReport:
-        async with CaptureSession(browser) as session:
-            report = await _capture_checked(session, capture)
-            done.append(report)
-            return report
-
-    try:
-        return asyncio.run(one())
-    except KeyboardInterrupt:
-        if done:
-            # Ctrl-C came while the item was being sealed, which always runs to its
-            # end: the item is published and logged, so say so rather than "interrupted".
-            return done[0]
-        raise
+    return functools.partial(_capture_checked, capture=capture)
 
 
 async def capture_into_case(

@@ -16,8 +16,6 @@ import typer
 from rich.table import Table
 
 from cases.case import CATEGORIES, CATEGORY_DESCRIPTIONS
-from cases.store import EvidenceStore, resolve_home
-from cases.summary import item_summary
 from chain_of_custody.errors import (
     EXIT_CAPTURE_FAILED,
     EXIT_USAGE,
@@ -40,9 +38,14 @@ from osint_capture.cli_replay import replay
 from osint_capture.cli_verify import verify
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from cases.store import EvidenceStore
     from cases.timestamping import TsaConfig
     from chain_of_custody.signing import Signer
+    from osint_capture.capture import CaptureReport
     from osint_capture.engine.browser import BrowserChoice
+    from osint_capture.engine.session import CaptureSession
 
 __all__ = ["app", "main"]
 
@@ -143,6 +146,7 @@ def case_show(case_id: str) -> None:
         console.print(f"{key:>13}: {value}")
     items = store.list_items(case_id)
     console.print(f"{'items':>13}: {len(items)}")
+    from cases.summary import item_summary
     from cases.timestamping import is_awaiting, stamp_requested
 
     awaiting = unstamped = 0
@@ -286,8 +290,8 @@ def capture(
     tsa_timeout: Annotated[float, _TSA_TIMEOUT_OPTION] = 10.0,
 ) -> None:
     """Capture a public post into a case."""
-    from osint_capture.capture import capture_post
     from osint_capture.engine.model import CaptureOptions
+    from osint_capture.engine.session import run_on_session
 
     width, height = _parse_viewport(viewport)
     options = CaptureOptions(
@@ -300,9 +304,14 @@ def capture(
         settle_timeout=settle_timeout,
     )
     store, tsa_config, signer, choice = capture_setup(case, browser, tsa, tsa_cert, tsa_timeout)
-    report = capture_post(
-        store, case, url, options, signer=signer, browser=choice, tsa=tsa_config
-    )
+
+    def prepare() -> Callable[[CaptureSession], Awaitable[CaptureReport]]:
+        # Imported here, in run_on_session's thread, while Playwright's driver starts.
+        from osint_capture.capture import prepare_capture
+
+        return prepare_capture(store, case, url, options, signer=signer, tsa=tsa_config)
+
+    report = run_on_session(choice, prepare)
     if as_json:
         typer.echo(json.dumps(report.as_json(), ensure_ascii=False))
         return
@@ -389,6 +398,7 @@ def keys_init(
     operator: Annotated[str, typer.Option("--operator", help="Your name as the signer.")],
 ) -> None:
     """Create the ECDSA P-384 signing key (encrypted with a passphrase)."""
+    from cases.store import resolve_home
     from osint_capture import keys
 
     home = resolve_home(CliState.home)

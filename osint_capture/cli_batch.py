@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from pathlib import Path
@@ -122,6 +121,8 @@ def capture_batch(
         viewport_height=height,
         settle_timeout=settle_timeout,
     )
+    import asyncio  # here, not at the top: `--help` need not import it
+
     store, tsa_config, signer, choice = capture_setup(case, browser, tsa, tsa_cert, tsa_timeout)
     total = len(batch.entries) + len(batch.bad) + len(batch.duplicates)
     shown = _Shown(total, as_json)

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 
-from cases.store import EvidenceStore, resolve_home
 from chain_of_custody.errors import NoSigningKey
-from chain_of_custody.signing import Signer
 
 if TYPE_CHECKING:
+    from cases.store import EvidenceStore
     from cases.timestamping import TsaConfig
+    from chain_of_custody.signing import Signer
 
 __all__ = [
     "CliState",
@@ -35,6 +35,8 @@ class CliState:
 
 
 def evidence_store() -> EvidenceStore:
+    from cases.store import EvidenceStore, resolve_home
+
     return EvidenceStore(resolve_home(CliState.home))
 
 
@@ -49,6 +51,7 @@ def _ask_passphrase(info: Any) -> str:
 
 
 def operator_signer() -> Signer:
+    from cases.store import resolve_home
     from osint_capture import keys
 
     # Raises with a hint naming `keys init` when there is no key, and refuses a key

@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from chain_of_custody.errors import UsageError
-from chain_of_custody.signing import normalize_fingerprint
 from osint_capture.cli_common import console, evidence_store, operator_signer
 
 if TYPE_CHECKING:
@@ -91,6 +90,7 @@ def custody_repair(
     given with --trust). It names and refuses any other.
     """
     from cases import actions
+    from chain_of_custody.signing import normalize_fingerprint
 
     trusted = []
     for text in trust or ():

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cases.store import EvidenceStore
 from osint_capture.cli_common import console, evidence_store, operator_signer, tsa_from_options
+
+if TYPE_CHECKING:
+    from cases.store import EvidenceStore
 
 __all__ = ["export"]
 

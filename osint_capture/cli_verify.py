@@ -9,7 +9,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cases.summary import item_summary
 from chain_of_custody.errors import IntegrityError
 from osint_capture.cli_common import console, evidence_store, signer_if_any
 
@@ -78,6 +77,8 @@ def verify(
         tsa_roots=roots,
     )
     verdict = exam.verdict
+    from cases.summary import item_summary
+
     summary = item_summary(exam.target.path) if exam.target.kind == "item" else None
     if as_json:
         out: dict[str, Any] = verdict.to_dict()

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
 from chain_of_custody.errors import UsageError
 
 __all__ = [
@@ -295,16 +297,35 @@ def browser_home() -> Iterator[Path]:
 @contextlib.contextmanager
 def driver_temp_dir(home: Path) -> Iterator[None]:
     """Start Playwright's driver inside this block: it makes each browser profile in its
-    own ``TMPDIR``, which then lies in ``home`` and goes with it."""
-    previous = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = str(home / "tmp")
+    own ``TMPDIR``, which then lies in ``home`` and goes with it. Node keeps the
+    driver's compiled JavaScript in a cache of ours (:func:`node_compile_cache`), which
+    saves about 0.15 s of every driver start."""
+    names = {"TMPDIR": str(home / "tmp")}
+    cache = node_compile_cache()
+    if cache is not None and "NODE_COMPILE_CACHE" not in os.environ:
+        names["NODE_COMPILE_CACHE"] = str(cache)
+    previous = {name: os.environ.get(name) for name in names}
+    os.environ.update(names)
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def node_compile_cache() -> Path | None:
+    """Where Node may cache V8's compilation of Playwright's driver (its own code only,
+    nothing of any page): ``node-compile-cache`` in the user's cache folder for
+    osint-capture; None when it cannot be made."""
+    path = Path(platformdirs.user_cache_dir("osint-capture")) / "node-compile-cache"
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError:
+        return None
+    return path
 
 
 def launch_options(choice: BrowserChoice, home: Path) -> dict[str, Any]:

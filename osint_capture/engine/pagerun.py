@@ -61,6 +61,9 @@ class PageRun:
     # When the load event fired (or was given up on), by the monotonic clock: nothing
     # ends the wait for quiet sooner than the quiet period after it.
     loaded_at: float = 0.0
+    # The requests still open when ``settle`` ended (a long-poll), which the first
+    # scroll round does not wait for; anything that starts after it, it does.
+    settled_open: frozenset[str] | None = None
     _main_frame: str | None = field(default=None, repr=False)
     _world: int | None = field(default=None, repr=False)
 

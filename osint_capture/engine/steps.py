@@ -398,20 +398,25 @@ def _shown_url(run: PageRun) -> str:
 
 
 async def _wait_still(
-    run: PageRun, deadline: float, *, ignoring: frozenset[str] = frozenset()
+    run: PageRun,
+    deadline: float,
+    *,
+    ignoring: frozenset[str] = frozenset(),
+    after_load: bool = True,
 ) -> bool:
     """Wait until no request has been open for the quiet period — or, sooner, for the
     still period while the page's DOM has not changed for as long either — or the
     deadline. Whether it went quiet. Requests in ``ignoring`` do not count.
 
     A page still loading something, or still changing, is waited for as before; one
-    whose network and DOM have both stopped is not waited for any longer — but never
-    sooner than the quiet period after the load event, so that what a page starts
-    shortly after loading (a timer, a deferred fetch) is waited for as it always was. A
-    page that cannot answer (a script hogging it) is judged on its network alone.
+    whose network and DOM have both stopped is not waited for any longer — but, with
+    ``after_load``, never sooner than the quiet period after the load event, so that
+    what a page starts shortly after loading (a timer, a deferred fetch) is waited for
+    as it always was. A page that cannot answer (a script hogging it) is judged on its
+    network alone.
     """
     options, recorder = run.options, run.recorder
-    earliest = run.loaded_at + options.quiet_period
+    earliest = run.loaded_at + options.quiet_period if after_load else 0.0
     watching = True
     while (now := time.monotonic()) < deadline:
         quiet_for = recorder.quiet_for_ignoring(ignoring)
@@ -436,14 +441,22 @@ async def _wait_still(
 
 async def settle_step(run: PageRun) -> None:
     """``settle``: the load event fired (access-check waited for it), then no request
-    open for the quiet period, or for the still period with the DOM unchanged as long."""
+    open for the quiet period, or for the still period with the DOM unchanged as long.
+
+    What a page starts shortly after its load event is waited for by the scroll that
+    follows (its waits never end sooner than the quiet period after the load event), so
+    scrolling begins as soon as the page is still rather than idling here first.
+    """
     options, clock = run.options, run.clock
     # Start watching the DOM now, so that its stillness is measured from here.
     with contextlib.suppress(PageScriptError, TimeoutError):
         await run.evaluate(STILL_JS, timeout=bound(clock, 0.5))
     quiet = await _wait_still(
-        run, time.monotonic() + min(options.settle_timeout, clock.left(load=True))
+        run,
+        time.monotonic() + min(options.settle_timeout, clock.left(load=True)),
+        after_load=False,
     )
+    run.settled_open = run.recorder.inflight_ids()
     started = run.settle_started or utc_now()
     if run.load_fired and quiet:
         run.steps.record("settle", "done", started, "load event fired and the network went quiet")
@@ -553,6 +566,8 @@ async def _scroll(run: PageRun) -> None:
             # What was open before this round (a long-poll, a trickle) is not waited for
             # again: only what the scrolling itself asked for.
             before = run.recorder.inflight_ids()
+            if rounds == 1 and run.settled_open is not None:
+                before = run.settled_open  # what started since settle is waited for
             new_height = int(
                 await run.evaluate(SCROLL_JS, [60, 120], timeout=max(1.0, clock.left(load=True)))
             )
