@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 from cases import actions
 from cases.store import EvidenceStore
+from chain_of_custody.errors import Refused
 from chain_of_custody.item import MANIFEST_NAME, TEXT_NAME
 from chain_of_custody.signing import Signer, generate_private_key
 from chain_of_custody.verify import verify_item
@@ -21,7 +25,7 @@ from osint_capture.capture import CaptureReport, capture_into_case
 from osint_capture.demo.sample_site import SampleSite
 from osint_capture.engine.browser import find_browser
 from osint_capture.engine.model import CaptureOptions
-from osint_capture.engine.session import CaptureSession
+from osint_capture.engine.session import CaptureSession, run_on_session
 from tests.warc_reading import read_warc, responses
 
 pytestmark = pytest.mark.browser
@@ -118,3 +122,69 @@ def test_a_second_visit_in_one_context_would_be_seen(site: SampleSite) -> None:
     text = asyncio.run(visit_twice())
     assert "Cookie received: visited=yes" in text
     assert "localStorage seen: yes" in text
+
+
+# -- one capture: the driver starts while the command prepares ---------------------
+
+
+def _children() -> set[tuple[int, str]]:
+    """This process's children (pid, name), running or not yet reaped."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        if ppid == os.getpid():
+            found.add((int(entry.name), stat[stat.index("(") + 1 : stat.rindex(")")]))
+    return found
+
+
+@pytest.fixture
+def driver_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where Node is to keep its compile cache of the driver: a folder of this test's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("NODE_COMPILE_CACHE", raising=False)
+    return tmp_path / "cache" / "osint-capture" / "node-compile-cache"
+
+
+def test_a_refusal_while_the_driver_starts_leaves_nothing_running(driver_cache: Path) -> None:
+    before, children = dict(os.environ), _children()
+    during: dict[str, str | None] = {}
+
+    def prepare() -> NoReturn:
+        # What the command's own checks see while the driver starts beside them.
+        during["TMPDIR"] = os.environ.get("TMPDIR")
+        raise Refused("the rules refuse this capture")
+
+    with pytest.raises(Refused, match="the rules refuse this capture"):
+        run_on_session(find_browser(None), prepare)
+
+    assert _children() == children, "the driver was stopped and no browser is left"
+    assert dict(os.environ) == before, "the environment is as it was"
+    home_tmp = during["TMPDIR"]
+    assert home_tmp is not None and home_tmp != before.get("TMPDIR")
+    assert not Path(home_tmp).exists(), "the session's private home is gone"
+
+
+def test_the_work_runs_on_the_started_session_and_node_caches_the_driver(
+    driver_cache: Path,
+) -> None:
+    before, children = dict(os.environ), _children()
+
+    def prepare() -> Callable[[CaptureSession], Awaitable[tuple[str, bool]]]:
+        async def work(session: CaptureSession) -> tuple[str, bool]:
+            return session.browser_choice.version, session.browser_connected
+
+        return work
+
+    version, connected = run_on_session(None, prepare)
+
+    assert version.startswith(("Chromium", "Google Chrome")), version
+    assert connected is False, "no capture ran, so no browser was launched"
+    assert _children() == children
+    assert dict(os.environ) == before
+    assert any(p.is_file() for p in driver_cache.rglob("*")), "Node cached the driver's code"

@@ -305,11 +305,15 @@ def driver_temp_dir(home: Path) -> Iterator[None]:
     if cache is not None and "NODE_COMPILE_CACHE" not in os.environ:
         names["NODE_COMPILE_CACHE"] = str(cache)
     previous = {name: os.environ.get(name) for name in names}
-    os.environ.update(names)
+    # Only what differs is written (and restored): inside a block of the same home
+    # (:func:`.session.run_on_session`), the environment is not written at all.
+    changed = {name: value for name, value in names.items() if previous[name] != value}
+    os.environ.update(changed)
     try:
         yield
     finally:
-        for name, value in previous.items():
+        for name in changed:
+            value = previous[name]
             if value is None:
                 os.environ.pop(name, None)
             else:

@@ -81,13 +81,20 @@ class CaptureSession:
         self._home_cleanup = contextlib.ExitStack()
         self.launches = 0
 
+    def make_home(self) -> Path:
+        """The browser's HOME, config, temp folders and profile: private, gone with the
+        session (made by the session's start when not made before)."""
+        if self._home is None:
+            stack = contextlib.ExitStack()
+            self._home = stack.enter_context(browser_home())
+            self._home_cleanup = stack.pop_all()
+        return self._home
+
     async def __aenter__(self) -> CaptureSession:
-        # The browser's HOME, config, temp folders and profile: private, gone with the
-        # session. The driver is started inside it, so its profiles are made there too.
-        stack = contextlib.ExitStack()
-        self._home = stack.enter_context(browser_home())
+        home = self.make_home()
         try:
-            with driver_temp_dir(self._home):
+            # The driver is started inside the home, so its profiles are made there too.
+            with driver_temp_dir(home):
                 self._playwright = await async_playwright().start()
             if self._choice is None:
                 bundled = self._playwright.chromium.executable_path
@@ -96,10 +103,9 @@ class CaptureSession:
             if self._playwright is not None:
                 await self._playwright.stop()
                 self._playwright = None
-            stack.close()
+            self._home_cleanup.close()
             self._home = None
             raise
-        self._home_cleanup = stack.pop_all()
         return self
 
     @property
@@ -358,20 +364,28 @@ def run_on_session(
     done: list[_R] = []
 
     async def main() -> _R:
-        # The driver's start points TMPDIR at the session's private home for a moment,
-        # while ``prepare`` runs: the real one is looked up (and cached) first.
+        # The driver starts with TMPDIR in the session's private home: the real one is
+        # looked up (and cached) for ``prepare`` first.
         tempfile.gettempdir()
         session = CaptureSession(browser, one_capture=True)
-        starting = asyncio.ensure_future(session.__aenter__())
-        try:
-            work = await asyncio.to_thread(prepare)
-        except BaseException:
-            # Whatever the driver's start came to, nothing of it may outlive us.
-            with contextlib.suppress(BaseException):
-                await starting
-            await session.close()
-            raise
-        await starting
+        # The environment the driver needs is written here, before ``prepare``'s thread
+        # starts, and restored once it has ended: never while another thread reads it.
+        with driver_temp_dir(session.make_home()):
+            starting = asyncio.ensure_future(session.__aenter__())
+            thread = asyncio.ensure_future(asyncio.to_thread(prepare))
+            try:
+                work = await asyncio.shield(thread)
+            except BaseException:
+                # prepare runs to its end (it may be logging a refusal), and whatever
+                # the driver's start came to, nothing of it may outlive us.
+                await asyncio.wait([thread])
+                if not thread.cancelled():
+                    thread.exception()  # retrieved: the error raised here is the one told
+                with contextlib.suppress(BaseException):
+                    await starting
+                await session.close()
+                raise
+            await starting
         try:
             result = await work(session)
             done.append(result)
