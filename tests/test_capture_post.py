@@ -22,6 +22,7 @@ from osint_capture.demo.sample_site import (
     SampleSite,
 )
 from tests.conftest import OPERATOR, Cli
+from tests.pixels import read_pngs
 from tests.warc_reading import Record, read_warc, responses
 
 pytestmark = pytest.mark.browser
@@ -155,6 +156,47 @@ def test_screenshot_is_a_full_page_png(captured: dict[str, Any]) -> None:
     height = int.from_bytes(data[20:24], "big")
     assert width == 1280
     assert height > 3 * 800, "a full-page screenshot is taller than the viewport"
+
+
+_SCROLL_UNTIL_JS = """
+async (done) => {
+  const status = () => document.getElementById("comments-status").textContent;
+  for (let i = 0; i < 600 && status() !== done; i++) {
+    window.scrollBy(0, 800);
+    await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+  }
+  window.scrollTo(0, 0);
+  return status() === done;
+}
+"""
+
+
+def test_screenshot_has_the_pixels_of_playwrights_own(
+    captured: dict[str, Any], site: SampleSite
+) -> None:
+    """Our screenshot (Chromium's fast PNG encoding) against Playwright's full-page one
+    of the same page in the same browser build: the same size, not one pixel apart."""
+    from playwright.sync_api import sync_playwright
+
+    from osint_capture.engine.browser import chromium_args, find_browser
+
+    ours = Path(captured["screenshot"]).read_bytes()
+    executable = find_browser(None).executable
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(executable) if executable else None, args=chromium_args()
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(site.url("/post/1"))
+        # Scrolled (by script: a mouse over the page would show hover styles) until the
+        # page says it has every comment, as the capture left it.
+        done = f"All {COMMENT_PAGES * COMMENTS_PER_PAGE} comments loaded."
+        assert page.evaluate(_SCROLL_UNTIL_JS, done), "the page never loaded every comment"
+        theirs = page.screenshot(full_page=True, animations="disabled")
+        browser.close()
+    read = read_pngs([ours, theirs])
+    assert read["sizes"][0] == read["sizes"][1], read
+    assert read["differ"] == 0, read
 
 
 def test_pdf_holds_the_post(captured: dict[str, Any]) -> None:

@@ -34,6 +34,7 @@ from osint_capture.demo.sample_site.server import (
     STUCK_TEXT,
 )
 from tests.capturing import Batch, Outcome, capture_all
+from tests.pixels import read_pngs
 from tests.warc_reading import Record, read_warc, responses
 
 pytestmark = pytest.mark.browser
@@ -111,6 +112,7 @@ PAGES: dict[str, Page] = {
     ),
     "alert-loop": Page("/robust/alert-loop"),
     "late": Page("/robust/late"),
+    "animated": Page("/robust/animated"),
     # 9. a page that cannot be read at all: judged on the document as received
     # A hung page burns a core: a short limit that still runs out the access check, with
     # room for its document to arrive while the suite's other worker is busy too.
@@ -408,6 +410,21 @@ def test_what_a_page_fetches_soon_after_loading_is_waited_for(captured: Batch) -
 
 
 # -- 8. pages that move themselves on ------------------------------------------------------
+
+
+def test_the_screenshot_stills_animations_and_the_page_keeps_them(captured: Batch) -> None:
+    """A finite animation is shown at its end, an endless one not at all (as Playwright's
+    `animations: "disabled"` shows them); the page's own DOM is kept as it was."""
+    outcome = captured["animated"]
+    _captured_whole(outcome)
+    assert outcome.report is not None
+    png = (outcome.report.item_dir / SCREENSHOT_NAME).read_bytes()
+    read = read_pngs([png], [(100, 100), (100, 400)])
+    fade, blink = read["colours"][0]
+    assert fade == [0, 128, 0], "the ten-minute fade is shown at its end"
+    assert blink == [0, 0, 255], "the endless blink is stopped: the square's own colour"
+    dom = (outcome.report.item_dir / DOM_NAME).read_text()
+    assert "caret-color" not in dom and 'id="fade"' in dom
 
 
 @pytest.mark.parametrize("name", ["moves-by-script", "moves-by-meta-refresh"])

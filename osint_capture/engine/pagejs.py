@@ -3,7 +3,8 @@
 Each is a function expression run in an isolated world (:meth:`PageRun.evaluate`): it
 sees the page's DOM but none of the page's scripts, so a page that overrides
 ``JSON.parse`` or ``querySelectorAll`` changes nothing of what is read. None of them
-changes the page's content.
+changes the page's content (the screenshot's preparation pauses animations and hides a
+text caret, and undoes both once the screenshot is taken).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ __all__ = [
     "METADATA_JS",
     "METADATA_LIMITS",
     "SCROLL_JS",
+    "SHOT_PREPARE_JS",
+    "SHOT_UNDO_JS",
     "SIGNALS_JS",
     "STILL_JS",
 ]
@@ -175,6 +178,64 @@ AT_BOTTOM_JS = (
 # Bounds on what the metadata step keeps of a page: JSON-LD nested past ``depth`` levels,
 # strings past ``chars``, lists past ``items`` are cut and say so (the manifest is
 # canonical JSON of bounded depth; the DOM and WARC keep everything).
+SHOT_PREPARE_JS = """
+() => {
+  // A still page for the screenshot, as Playwright's own `animations: "disabled"` makes
+  // it: an animation with an end jumps to it, an endless one is stopped until the
+  // screenshot is taken (SHOT_UNDO_JS plays it again); a text caret is hidden. Shadow
+  // roots are searched too. The answer is the page's full size, or null without a body.
+  const roots = [document];
+  for (let i = 0; i < roots.length; i++) {
+    const walker = document.createTreeWalker(roots[i], NodeFilter.SHOW_ELEMENT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      if (node.shadowRoot) roots.push(node.shadowRoot);
+    }
+  }
+  const stopped = new Set();
+  const still = (root) => {
+    for (const animation of root.getAnimations()) {
+      if (!animation.effect || animation.playbackRate === 0 || stopped.has(animation)) continue;
+      try {
+        if (Number.isFinite(animation.effect.getComputedTiming().endTime)) {
+          animation.finish();
+        } else {
+          animation.cancel();
+          stopped.add(animation);
+        }
+      } catch (e) { /* an animation that cannot be moved stays as it is */ }
+    }
+  };
+  const undo = [];
+  for (const root of roots) {
+    still(root);
+    const again = () => still(root);
+    root.addEventListener("transitionrun", again);
+    root.addEventListener("animationstart", again);
+    undo.push(() => {
+      root.removeEventListener("transitionrun", again);
+      root.removeEventListener("animationstart", again);
+    });
+    for (const field of root.querySelectorAll("input,textarea,[contenteditable]")) {
+      const value = field.style.getPropertyValue("caret-color");
+      const priority = field.style.getPropertyPriority("caret-color");
+      field.style.setProperty("caret-color", "transparent", "important");
+      undo.push(() => field.style.setProperty("caret-color", value, priority));
+    }
+  }
+  undo.push(() => stopped.forEach((animation) => { try { animation.play(); } catch (e) {} }));
+  window.__osintShotUndo = () => { delete window.__osintShotUndo; undo.forEach((f) => f()); };
+  const body = document.body, root = document.documentElement;
+  if (!body || !root) return null;
+  const largest = (name) => Math.max(body[name], root[name]);
+  return {
+    width: Math.max(largest("scrollWidth"), largest("offsetWidth"), largest("clientWidth")),
+    height: Math.max(largest("scrollHeight"), largest("offsetHeight"), largest("clientHeight")),
+  };
+}
+"""
+
+SHOT_UNDO_JS = "() => { if (window.__osintShotUndo) window.__osintShotUndo(); }"
+
 METADATA_LIMITS = {"depth": 20, "items": 200, "chars": 10000, "scripts": 50, "scriptChars": 1000000}
 
 METADATA_JS = """

@@ -74,7 +74,23 @@ class PageRun:
         overrides ``querySelectorAll``, ``JSON.parse`` or ``getAttribute`` changes nothing
         of what the capture reads. Raises PageScriptError (or TimeoutError).
         """
-        work = asyncio.ensure_future(self._evaluate(function, args))
+        return await self._bounded(self._evaluate(function, args), timeout)
+
+    async def send(self, method: str, params: dict[str, Any], *, timeout: float) -> Any:
+        """A DevTools call on the page's session, bounded like :meth:`evaluate`.
+
+        Raises PageScriptError (the browser's own error, or a crash) or TimeoutError.
+        """
+        return await self._bounded(self._send(method, params), timeout)
+
+    async def _send(self, method: str, params: dict[str, Any]) -> Any:
+        try:
+            return await self.cdp.send(method, params)
+        except Exception as exc:  # the browser's own error: navigated away, crashed, closed
+            raise PageScriptError(first_line(exc)) from None
+
+    async def _bounded(self, call: Awaitable[Any], timeout: float) -> Any:
+        work = asyncio.ensure_future(call)
         crash = asyncio.ensure_future(self.crash_event.wait())
         try:
             done, _ = await asyncio.wait(

@@ -9,6 +9,8 @@ chain of the page's origin.
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,8 +21,8 @@ from playwright.async_api import Error as PlaywrightError
 
 from chain_of_custody.item import DOM_NAME, PDF_NAME, SCREENSHOT_NAME, TEXT_NAME
 from chain_of_custody.timeutil import utc_now
-from osint_capture.engine.pagejs import METADATA_JS, METADATA_LIMITS
-from osint_capture.engine.pagerun import PageRun, first_line, ms
+from osint_capture.engine.pagejs import METADATA_JS, METADATA_LIMITS, SHOT_PREPARE_JS, SHOT_UNDO_JS
+from osint_capture.engine.pagerun import PageRun, PageScriptError, first_line
 
 __all__ = [
     "dom_step",
@@ -101,10 +103,34 @@ def _write_clean(path: Path, text: str) -> str | None:
 
 
 async def _screenshot(run: PageRun, path: Path, left: float) -> str | None:
-    await run.page.screenshot(
-        path=str(path), full_page=True, timeout=ms(left), animations="disabled"
-    )
-    return None
+    """The whole page as Playwright's full-page screenshot takes it (the same size, the
+    animations stilled, no caret), but encoded with Chromium's ``optimizeForSpeed``:
+    the same pixels (lossless PNG, compared), in ~0.2 s less of the browser's time, in a
+    file ~40 % larger."""
+    deadline = asyncio.get_running_loop().time() + left
+
+    def remaining() -> float:
+        return max(0.5, deadline - asyncio.get_running_loop().time())
+
+    size = await run.evaluate(SHOT_PREPARE_JS, timeout=remaining())
+    params: dict[str, Any] = {"format": "png", "optimizeForSpeed": True}
+    note = None
+    if isinstance(size, dict) and size.get("width") and size.get("height"):
+        width, height = int(size["width"]), int(size["height"])
+        params["clip"] = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}
+        options = run.options
+        params["captureBeyondViewport"] = (
+            width > options.viewport_width or height > options.viewport_height
+        )
+    else:
+        note = "the document has no body to measure: the viewport only"
+    try:
+        answer = await run.send("Page.captureScreenshot", params, timeout=remaining())
+    finally:
+        with contextlib.suppress(PageScriptError, TimeoutError):
+            await run.evaluate(SHOT_UNDO_JS, timeout=remaining())
+    path.write_bytes(base64.b64decode(answer["data"]))
+    return note
 
 
 async def _pdf(run: PageRun, path: Path, left: float) -> str | None:

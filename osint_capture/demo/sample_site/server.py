@@ -152,6 +152,7 @@ INDEX_LINKS: tuple[tuple[str, str], ...] = (
     ("/robust/alert-loop", "A page calling alert() every 20 ms"),
     ("/robust/moves?how=script", "Moves itself to /robust/arrived (?how=meta: 0 s refresh)"),
     ("/robust/late", "Fetches part of its text 300 ms after its load event"),
+    ("/robust/animated", "A box fading red to green over 10 minutes, a square blinking forever"),
     ("/robust/out-of-memory", "Makes the browser's renderer run out of memory and crash"),
     ("/robust/stuck", "Hangs the browser once drawn (?page=sign-in: a sign-in page that does)"),
 )
@@ -1543,6 +1544,23 @@ class _Handler(BaseHTTPRequestHandler):
     def _late_json(self, query: _Query) -> None:
         self._send(HTTPStatus.OK, _json_bytes({"text": LATE_TEXT}), _JSON)
 
+    def _animated(self, query: _Query) -> None:
+        """Animations a screenshot must still: one with an end (a box fading from red to
+        green over ten minutes, which keeps its end), and one without (a blue square
+        blinking yellow and cyan forever)."""
+        head = (
+            "<style>@keyframes fade { from { background: rgb(255, 0, 0); }"
+            " to { background: rgb(0, 128, 0); } }"
+            " @keyframes blink { 0% { background: rgb(255, 255, 0); }"
+            " 50% { background: rgb(0, 255, 255); } }"
+            " #fade, #blink { position: absolute; left: 0; width: 200px; height: 200px; }"
+            " #fade { top: 0; animation: fade 600s linear forwards; }"
+            " #blink { top: 300px; background: rgb(0, 0, 255);"
+            " animation: blink 1s steps(1) infinite; }</style>"
+        )
+        body = "<div id=fade></div><div id=blink></div>"
+        self._send(HTTPStatus.OK, _page("Animated", body, head=head, header=False))
+
     # -------------------------------------------------------------------- access-rule table pages
     # One page per row of the lawful-access table (tests/test_access_table.py): public
     # pages the rules once refused wrongly, and walls and challenges they must refuse.
@@ -1909,6 +1927,7 @@ _ROUTES.update(
         "/robust/arrived": _Handler._arrived,
         "/robust/late": _Handler._late,
         "/robust/late.json": _Handler._late_json,
+        "/robust/animated": _Handler._animated,
         "/robust/out-of-memory": _Handler._out_of_memory,
         "/robust/stuck": _Handler._stuck,
     }
