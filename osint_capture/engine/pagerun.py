@@ -7,7 +7,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playwright.async_api import BrowserContext, Page
 
@@ -15,6 +15,9 @@ from osint_capture.engine.exchange import Exchange
 from osint_capture.engine.model import CaptureOptions, Clock, EngineResult, StepLog
 from osint_capture.engine.recorder import Recorder
 from osint_capture.lawful.rules import PageRules
+
+if TYPE_CHECKING:
+    from osint_capture.engine.robotsfetch import RobotsFetch
 
 __all__ = ["PageRun", "PageScriptError", "bound", "first_line", "ms"]
 
@@ -52,9 +55,10 @@ class PageRun:
     crashed: str | None = None
     closing: bool = False  # the capture is closing the page itself: no crash
     crash_event: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-    # robots.txt, fetched beside the page from the start (``robots-txt`` takes it), and
-    # what must still run once the steps are done (its record, when it was not awaited).
-    robots_fetch: asyncio.Task[Any] | None = None
+    # robots.txt, fetched beside the page (a RobotsFetch: ``robots-txt`` takes it,
+    # ``settle`` starts it when nothing did before), and what must still run once the
+    # steps are done (its record, when it was not awaited).
+    robots_fetch: RobotsFetch | None = None
     after_steps: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     load_fired: bool = False
     settle_started: str = ""

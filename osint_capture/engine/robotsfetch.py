@@ -28,7 +28,7 @@ from osint_capture.engine.pagerun import PageRun, first_line, ms
 from osint_capture.engine.recorder import Recorder
 from osint_capture.lawful.rules import RequestGate, RobotsPolicy
 
-__all__ = ["ROBOTS_PARSE_LIMIT", "RobotsAnswer", "robots_step", "start_robots_fetch"]
+__all__ = ["ROBOTS_PARSE_LIMIT", "RobotsAnswer", "RobotsFetch", "robots_step"]
 
 # RFC 9309 2.5: a crawler must parse at least the first 500 KiB; that much is read.
 ROBOTS_PARSE_LIMIT = 500 * 1024
@@ -50,22 +50,58 @@ class RobotsAnswer:
     ended: str = field(default_factory=utc_now)
 
 
-def start_robots_fetch(
-    new_context: Callable[[], Awaitable[BrowserContext]],
-    url: str,
-    work_dir: Path,
-    gate: RequestGate | None,
-    clock: Clock,
-) -> asyncio.Task[RobotsAnswer]:
-    """Fetch ``url``'s robots.txt beside the page, starting now.
+class RobotsFetch:
+    """``url``'s robots.txt, fetched beside the page once started, answered once.
 
-    Started with the capture, so that its browser context is made while the page's is;
-    the ``robots-txt`` step takes the answer (and, without --respect-robots, need not
-    wait for it before the page loads).
+    Under --respect-robots it is started with the capture (the page waits for its
+    verdict, and both contexts' pages are made at once). Otherwise the verdict is
+    information only, and it is started once the page has loaded (``settle``): from there
+    the capture mostly waits, so a second browser context no longer slows the page's own
+    load. Started by whatever needs it first.
     """
-    parts = urlsplit(url)
-    robots_url = f"{parts.scheme}://{parts.netloc}/robots.txt"
-    return asyncio.ensure_future(_fetch(new_context, robots_url, work_dir, gate, clock))
+
+    def __init__(
+        self,
+        new_context: Callable[[], Awaitable[BrowserContext]],
+        url: str,
+        work_dir: Path,
+        gate: RequestGate | None,
+        clock: Clock,
+    ) -> None:
+        parts = urlsplit(url)
+        self._args = (new_context, f"{parts.scheme}://{parts.netloc}/robots.txt", work_dir)
+        self._gate, self._clock = gate, clock
+        self._task: asyncio.Task[RobotsAnswer] | None = None
+        self.started = ""
+
+    def start(self) -> None:
+        if self._task is None:
+            self.started = utc_now()
+            new_context, robots_url, work_dir = self._args
+            self._task = asyncio.ensure_future(
+                _fetch(new_context, robots_url, work_dir, self._gate, self._clock)
+            )
+
+    def done(self) -> bool:
+        return self._task is not None and self._task.done()
+
+    async def answer(self) -> RobotsAnswer:
+        self.start()
+        assert self._task is not None
+        return await self._task
+
+    async def abandon(self) -> None:
+        """Stop a fetch still under way; an answer nobody took is no error."""
+        task = self._task
+        if task is None:
+            return
+        if not task.done():
+            task.cancel()
+            # wait() raises nothing of the task's own, and lets a cancel of this
+            # capture through.
+            await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()
 
 
 async def robots_step(run: PageRun) -> None:
@@ -78,21 +114,19 @@ async def robots_step(run: PageRun) -> None:
     fetch = run.robots_fetch
     if policy is None or fetch is None:
         return
-    t = utc_now()
     if run.options.respect_robots or fetch.done():
-        await _judge(run, policy, fetch, t)
+        await _judge(run, policy, fetch)
     else:
-        run.after_steps.append(lambda: _judge(run, policy, fetch, t, position=1))
+        run.after_steps.append(lambda: _judge(run, policy, fetch, position=1))
 
 
 async def _judge(
     run: PageRun,
     policy: RobotsPolicy,
-    fetch: asyncio.Task[RobotsAnswer],
-    t: str,
+    fetch: RobotsFetch,
     position: int | None = None,
 ) -> None:
-    answer = await fetch
+    answer = await fetch.answer()
     run.aside_exchanges.extend(answer.exchanges)
     verdict, refusal = policy(answer.text, answer.status, run.url)
     record: dict[str, object] = {"url": answer.url, "status": answer.status}
@@ -108,7 +142,7 @@ async def _judge(
     run.steps.record(
         "robots-txt",
         "done",
-        t,
+        fetch.started,
         str(verdict.get("verdict", "")),
         position=position,
         ended=answer.ended,

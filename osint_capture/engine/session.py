@@ -53,7 +53,7 @@ from osint_capture.engine.model import (
 )
 from osint_capture.engine.pagerun import PageRun, ms
 from osint_capture.engine.recorder import BlockedRequest, Recorder, RequestGate
-from osint_capture.engine.robotsfetch import RobotsAnswer, start_robots_fetch
+from osint_capture.engine.robotsfetch import RobotsFetch
 from osint_capture.engine.steps import run_page_steps
 from osint_capture.lawful.rules import AccessInspector, PageRules, RobotsPolicy, redact_url
 
@@ -232,9 +232,10 @@ async def _capture_in(
     """The page, its recorder and the gates in this context; then the steps."""
     robots = None
     if rules.robots_policy is not None:
-        # Beside the page, in a context of its own; begun now, so that both contexts'
-        # pages are made at once.
-        robots = start_robots_fetch(new_context, url, work_dir, rules.gate, clock)
+        # Beside the page, in a context of its own (see RobotsFetch for when it starts).
+        robots = RobotsFetch(new_context, url, work_dir, rules.gate, clock)
+        if options.respect_robots:
+            robots.start()
     try:
         await _page_in(
             context,
@@ -251,19 +252,13 @@ async def _capture_in(
         )
     finally:
         if robots is not None:
-            if not robots.done():
-                robots.cancel()
-                # wait() raises nothing of the task's own, and lets a cancel of this
-                # capture through.
-                await asyncio.wait([robots])
-            if not robots.cancelled():
-                robots.exception()  # retrieved: an answer nobody took is no error
+            await robots.abandon()
 
 
 async def _page_in(
     context: BrowserContext,
     new_context: Callable[[], Awaitable[BrowserContext]],
-    robots: asyncio.Task[RobotsAnswer] | None,
+    robots: RobotsFetch | None,
     url: str,
     options: CaptureOptions,
     work_dir: Path,

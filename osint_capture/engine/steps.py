@@ -448,6 +448,10 @@ async def settle_step(run: PageRun) -> None:
     scrolling begins as soon as the page is still rather than idling here first.
     """
     options, clock = run.options, run.clock
+    if run.robots_fetch is not None:
+        # From here the capture mostly waits: robots.txt's own context costs the page's
+        # load nothing now (under --respect-robots it was fetched before the page).
+        run.robots_fetch.start()
     # Start watching the DOM now, so that its stillness is measured from here.
     with contextlib.suppress(PageScriptError, TimeoutError):
         await run.evaluate(STILL_JS, timeout=bound(clock, 0.5))
