@@ -53,7 +53,7 @@ from chain_of_custody.signing import Signer
 from osint_capture.capture import CaptureReport, capture_into_case
 from osint_capture.engine.browser import BrowserChoice
 from osint_capture.engine.model import CaptureOptions
-from osint_capture.engine.session import CaptureSession
+from osint_capture.engine.session import CaptureSession, quiet_driver_leftovers
 from osint_capture.lawful.rules import redact_url
 
 __all__ = [
@@ -359,6 +359,7 @@ async def run_batch(
     starting captures; those in flight end as leftovers, or finish sealing if they had
     begun to, as for a single capture.
     """
+    quiet_driver_leftovers()
     settings = settings or BatchSettings()
     listener = listener or _Unheard()
     outcomes: list[BatchOutcome] = []

@@ -404,3 +404,71 @@ def test_a_batch_whose_browser_is_killed_finishes_every_url(
     assert logged == set(items)  # partial items of first attempts, if any, are logged too
     verified = cli.run("verify", case_id, "--no-record")
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_ctrl_c_mid_batch_keeps_what_finished_and_nothing_half_made(
+    cli: Cli, site: SampleSite, tmp_path: Path
+) -> None:
+    case_id = cli.new_case()
+    # The profile page finishes at once; the two articles drip in for 25 s, so they are
+    # in flight when Ctrl-C comes.
+    urls = [
+        site.url("/user/dana"),
+        site.url("/robust/drip?seconds=25"),
+        site.url("/robust/drip?seconds=25&copy=2"),
+    ]
+    batch = tmp_path / "batch.txt"
+    batch.write_text("\n".join(urls) + "\n", encoding="utf-8")
+    argv = [
+        sys.executable, "-m", "osint_capture", "--home", str(cli.home), "capture-batch",
+        str(batch), "--case", case_id, "--allow-private-network", "--host-delay", "0",
+        "--json",
+    ]  # fmt: skip
+    # A process group of its own, signalled as a terminal's Ctrl-C signals it: the
+    # command, Playwright's driver and every Chromium process at once.
+    proc = subprocess.Popen(
+        argv,
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first, proc.stderr.read() if proc.stderr else ""
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, stderr = proc.communicate(timeout=60)
+        for _ in range(100):  # the driver and the browser go with the command
+            if not _group_alive(proc.pid):
+                break
+            time.sleep(0.1)
+        assert not _group_alive(proc.pid), "a process of the batch outlived it"
+    finally:
+        if _group_alive(proc.pid):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 4, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert "never retrieved" not in stderr, stderr
+    out = _json_lines(first + rest)
+    assert out[1]["outcome"] == "captured" and set(out) == {1}, out
+    # What finished is sealed, published and logged; the rest left no item and no entry.
+    assert _items(cli, case_id) == [out[1]["item_id"]]
+    logged = [e for e in _log(cli, case_id) if e["action"] == "captured"]
+    assert [e["item_id"] for e in logged] == [out[1]["item_id"]]
+    verified = cli.run("verify", case_id, "--no-record")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    # Captures in flight end as an interrupted single capture does: their staging
+    # folders discarded, so the next command finds no leftover.
+    assert not list((cli.home / case_id / "items").glob(".staging-*"))
+    assert "leftover" not in cli.ok("case", "show", case_id).stderr

@@ -71,6 +71,57 @@ def test_sigkill_mid_capture_leaves_no_complete_item_and_is_reported(
     assert "leftover" not in cli.ok("case", "show", case_id).stderr
 
 
+@pytest.mark.browser
+def test_ctrl_c_mid_capture_says_interrupted_in_one_line_and_leaves_nothing_half_made(
+    cli: Cli, site: SampleSite
+) -> None:
+    case_id = cli.new_case()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "osint_capture",
+            "--home",
+            str(cli.home),
+            "capture",
+            site.url("/robust/drip?seconds=25"),
+            "--case",
+            case_id,
+            "--allow-private-network",
+        ],
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    staging_root = cli.home / case_id / "items"
+    deadline = time.monotonic() + 60
+    # Ctrl-C while the article drips in (its first bytes are in the staging folder).
+    while time.monotonic() < deadline:
+        if staging_root.exists() and list(staging_root.glob(".staging-*/.bodies/*")):
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the capture never started writing bodies")
+    # As a terminal sends it: to the command, Playwright's driver and the browser at once.
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 4, stderr
+    assert stderr.strip().splitlines() == [
+        "osint-capture: error: interrupted; nothing incomplete was published as evidence"
+    ], stderr
+    # Interrupted (unlike killed), the capture discards its staging folder itself: no
+    # item, no leftover, no custody entry for it.
+    assert _complete_items(cli, case_id) == []
+    assert not list(staging_root.glob(".staging-*"))
+    assert "leftover" not in cli.ok("case", "show", case_id).stderr
+    events = [
+        json.loads(x) for x in (cli.home / case_id / "custody.jsonl").read_bytes().splitlines()
+    ]
+    assert [e["action"] for e in events] == ["case-opened"]
+
+
 @pytest.fixture(scope="module")
 def item(cli: Cli, site: SampleSite) -> tuple[str, str]:
     case_id = cli.new_case("wanted-person")

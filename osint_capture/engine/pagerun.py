@@ -102,9 +102,10 @@ class PageRun:
             )
         finally:
             crash.cancel()
+            if not work.done():
+                work.cancel()  # timed out, crashed, or this capture cancelled (Ctrl-C)
         if work in done:
             return work.result()
-        work.cancel()
         if crash in done:
             # A call into a crashed renderer never answers: stop waiting for it.
             raise PageScriptError(self.crashed or "the browser crashed")

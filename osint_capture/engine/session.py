@@ -57,7 +57,7 @@ from osint_capture.engine.robotsfetch import RobotsFetch
 from osint_capture.engine.steps import run_page_steps
 from osint_capture.lawful.rules import AccessInspector, PageRules, RobotsPolicy, redact_url
 
-__all__ = ["CaptureSession", "run_capture", "run_on_session"]
+__all__ = ["CaptureSession", "quiet_driver_leftovers", "run_capture", "run_on_session"]
 
 _LAUNCH_TIMEOUT = 30.0
 _R = TypeVar("_R")
@@ -359,6 +359,7 @@ def run_on_session(
     done: list[_R] = []
 
     async def main() -> _R:
+        quiet_driver_leftovers()
         # The driver starts with TMPDIR in the session's private home: the real one is
         # looked up (and cached) for ``prepare`` first.
         tempfile.gettempdir()
@@ -438,6 +439,39 @@ def _in_background(coro: Awaitable[Any]) -> None:
     task = asyncio.ensure_future(coro)
     _background.add(task)
     task.add_done_callback(_background.discard)
+    task.add_done_callback(_retrieved)
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    # A pop-up or dialog the browser took away first is no error of the capture.
+    if not task.cancelled():
+        task.exception()
+
+
+def quiet_driver_leftovers() -> None:
+    """Let the running loop leave unsaid what Playwright leaves behind when its driver or
+    browser goes away under it (Ctrl-C reaches them too): futures failed with the
+    browser's closing that nobody awaits any more, which asyncio would print with a
+    traceback as the command exits. Every other unretrieved error is still printed."""
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        if isinstance(error, PlaywrightError) or (
+            type(error) is Exception and str(error) == _DRIVER_GONE
+        ):
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
+# What Playwright's transport says when its driver's output ends (the driver is gone).
+_DRIVER_GONE = "Connection closed while reading from the driver"
 
 
 def _contain_popup(popup: Page, result: EngineResult) -> None:

@@ -381,8 +381,9 @@ async def _wait_for_load(run: PageRun, cap: float | None = None) -> bool:
         await asyncio.wait({load, crash}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         crash.cancel()
-    if not load.done():
-        load.cancel()
+        if not load.done():
+            load.cancel()  # also when this capture is cancelled (Ctrl-C) meanwhile
+    if not load.done() or load.cancelled():
         await asyncio.wait([load])
         return False
     # PlaywrightError includes the timeout: either way, no load event to wait for.
