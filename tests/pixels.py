@@ -6,7 +6,7 @@ import base64
 from collections.abc import Sequence
 from typing import Any
 
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Page, sync_playwright
 
 from osint_capture.engine.browser import chromium_args, find_browser
 
@@ -43,20 +43,24 @@ async ({pngs, points}) => {
 """
 
 
-def read_pngs(pngs: list[bytes], points: Sequence[tuple[int, int]] = ()) -> dict[str, Any]:
+def read_pngs(
+    pngs: list[bytes], points: Sequence[tuple[int, int]] = (), *, page: Page | None = None
+) -> dict[str, Any]:
     """Each PNG's size and RGB at ``points``; for two, how many pixels differ (None when
-    their sizes do)."""
+    their sizes do). Read in ``page`` (any page of a browser already open), else in a
+    browser of its own."""
+    sources = [f"data:image/png;base64,{base64.b64encode(png).decode()}" for png in pngs]
+    argument = {"pngs": sources, "points": [list(p) for p in points]}
+    if page is not None:
+        answer: dict[str, Any] = page.evaluate(_PIXELS_JS, argument)
+        return answer
     executable = find_browser(None).executable
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=str(executable) if executable else None, args=chromium_args()
         )
         try:
-            page = browser.new_page()
-            sources = [f"data:image/png;base64,{base64.b64encode(png).decode()}" for png in pngs]
-            answer: dict[str, Any] = page.evaluate(
-                _PIXELS_JS, {"pngs": sources, "points": [list(p) for p in points]}
-            )
+            answer = browser.new_page().evaluate(_PIXELS_JS, argument)
         finally:
             browser.close()
     return answer

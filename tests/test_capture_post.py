@@ -193,8 +193,8 @@ def test_screenshot_has_the_pixels_of_playwrights_own(
         done = f"All {COMMENT_PAGES * COMMENTS_PER_PAGE} comments loaded."
         assert page.evaluate(_SCROLL_UNTIL_JS, done), "the page never loaded every comment"
         theirs = page.screenshot(full_page=True, animations="disabled")
+        read = read_pngs([ours, theirs], page=browser.new_page())
         browser.close()
-    read = read_pngs([ours, theirs])
     assert read["sizes"][0] == read["sizes"][1], read
     assert read["differ"] == 0, read
 

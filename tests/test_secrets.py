@@ -77,21 +77,25 @@ def test_no_descendant_of_a_capture_holds_a_secret(
     ]
     profiles_before = set(Path(tempfile.gettempdir()).glob("playwright_chromiumdev_profile-*"))
     proc = subprocess.Popen(argv, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    seen: dict[int, tuple[bytes, bytes]] = {}
+    # Every (environment, command line) each descendant was seen with, in order.
+    observed: dict[int, list[tuple[bytes, bytes]]] = {}
     deadline = time.monotonic() + 120
     own_cmdline = "\0".join(argv).encode() + b"\0"
     while proc.poll() is None and time.monotonic() < deadline:
         for pid in _descendants(proc.pid):
-            if pid not in seen:
-                environ, cmdline = _read(pid, "environ"), _read(pid, "cmdline")
-                # A child forked but not yet exec'd is still a copy of the capture
-                # process, with its environment: it is read again once it has become
-                # the program it starts.
-                if environ is not None and cmdline is not None and cmdline != own_cmdline:
-                    seen[pid] = (environ, cmdline)
+            environ, cmdline = _read(pid, "environ"), _read(pid, "cmdline")
+            # A child forked but not yet exec'd is still a copy of its parent (the
+            # capture process, or the driver starting the browser): it is read again, and
+            # known by what it last was, once it has become the program it starts.
+            if environ is None or cmdline is None or cmdline == own_cmdline:
+                continue
+            history = observed.setdefault(pid, [])
+            if not history or history[-1] != (environ, cmdline):
+                history.append((environ, cmdline))
         time.sleep(0.05)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()
+    seen = {pid: history[-1] for pid, history in observed.items()}
 
     # `chromium --version` (finding the browser) is not the capture's browser.
     browsers = {
@@ -102,11 +106,13 @@ def test_no_descendant_of_a_capture_holds_a_secret(
     drivers = {pid: v for pid, v in seen.items() if b"node" in v[1].split(b"\0")[0]}
     assert drivers, "Playwright's driver was seen"
     assert len(browsers) >= 2, "the browser and at least one of its child processes were seen"
-    for pid, (environ, cmdline) in seen.items():
-        assert passphrase not in environ, f"process {pid} ({cmdline[:80]!r}) has the passphrase"
-        assert key_dir not in environ, f"process {pid} ({cmdline[:80]!r}) has the key folder"
-        assert b"OSINT_CAPTURE_PASSPHRASE" not in environ
-        assert b"OSINT_CAPTURE_KEY_DIR" not in environ
+    for pid, history in observed.items():
+        for environ, cmdline in history:
+            shown = f"process {pid} ({cmdline[:60]!r})"
+            assert passphrase not in environ, f"{shown} has the passphrase"
+            assert key_dir not in environ, f"{shown} has the key folder"
+            assert b"OSINT_CAPTURE_PASSPHRASE" not in environ
+            assert b"OSINT_CAPTURE_KEY_DIR" not in environ
 
     homes = set()
     for environ, _ in browsers.values():
