@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -96,17 +97,22 @@ def test_ctrl_c_mid_capture_says_interrupted_in_one_line_and_leaves_nothing_half
         start_new_session=True,
     )
     staging_root = cli.home / case_id / "items"
-    deadline = time.monotonic() + 60
-    # Ctrl-C while the article drips in (its first bytes are in the staging folder).
-    while time.monotonic() < deadline:
-        if staging_root.exists() and list(staging_root.glob(".staging-*/.bodies/*")):
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("the capture never started writing bodies")
-    # As a terminal sends it: to the command, Playwright's driver and the browser at once.
-    os.killpg(proc.pid, signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        # Ctrl-C while the article drips in (its first bytes are in the staging folder).
+        while time.monotonic() < deadline:
+            if staging_root.exists() and list(staging_root.glob(".staging-*/.bodies/*")):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the capture never started writing bodies")
+        # As a terminal sends it: to the command, Playwright's driver and the browser.
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left of it, if anything
+        proc.wait()
     assert proc.returncode == 4, stderr
     assert stderr.strip().splitlines() == [
         "osint-capture: error: interrupted; nothing incomplete was published as evidence"

@@ -3,8 +3,9 @@
 Each is a function expression run in an isolated world (:meth:`PageRun.evaluate`): it
 sees the page's DOM but none of the page's scripts, so a page that overrides
 ``JSON.parse`` or ``querySelectorAll`` changes nothing of what is read. None of them
-changes the page's content (the screenshot's preparation pauses animations and hides a
-text caret, and undoes both once the screenshot is taken).
+changes the page's content (the screenshot's preparation moves finite animations to
+their end, which stays, stops endless ones and hides a text caret, which it undoes once
+the screenshot is taken).
 """
 
 from __future__ import annotations

@@ -104,9 +104,10 @@ def _write_clean(path: Path, text: str) -> str | None:
 
 async def _screenshot(run: PageRun, path: Path, left: float) -> str | None:
     """The whole page as Playwright's full-page screenshot takes it (the same size, the
-    animations stilled, no caret), but encoded with Chromium's ``optimizeForSpeed``:
-    the same pixels (lossless PNG, compared), in ~0.2 s less of the browser's time, in a
-    file ~40 % larger."""
+    main frame's animations stilled, no caret; unlike Playwright's, frames inside the
+    page are not stilled), but encoded with Chromium's ``optimizeForSpeed``: the same
+    pixels (lossless PNG, compared), in ~0.2 s less of the browser's time, in a file
+    ~40 % larger."""
     deadline = asyncio.get_running_loop().time() + left
 
     def remaining() -> float:
@@ -123,7 +124,7 @@ async def _screenshot(run: PageRun, path: Path, left: float) -> str | None:
             width > options.viewport_width or height > options.viewport_height
         )
     else:
-        note = "the document has no body to measure: the viewport only"
+        note = "the document has no body (or no size) to measure: the viewport only"
     try:
         answer = await run.send("Page.captureScreenshot", params, timeout=remaining())
     finally:

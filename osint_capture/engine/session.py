@@ -373,13 +373,16 @@ def run_on_session(
                 work = await asyncio.shield(thread)
             except BaseException:
                 # prepare runs to its end (it may be logging a refusal), and whatever
-                # the driver's start came to, nothing of it may outlive us.
-                await asyncio.wait([thread])
-                if not thread.cancelled():
-                    thread.exception()  # retrieved: the error raised here is the one told
-                with contextlib.suppress(BaseException):
-                    await starting
-                await session.close()
+                # the driver's start came to, nothing of it may outlive us, even if a
+                # second Ctrl-C comes meanwhile.
+                try:
+                    await asyncio.wait([thread])
+                    if not thread.cancelled():
+                        thread.exception()  # retrieved: the error raised is the one told
+                    with contextlib.suppress(BaseException):
+                        await starting
+                finally:
+                    await session.close()
                 raise
             await starting
         try:
@@ -443,24 +446,30 @@ def _in_background(coro: Awaitable[Any]) -> None:
 
 
 def _retrieved(task: asyncio.Future[Any]) -> None:
-    # A pop-up or dialog the browser took away first is no error of the capture.
-    if not task.cancelled():
-        task.exception()
+    # A pop-up or dialog the browser took away first is no error of the capture; any
+    # other error is left to asyncio to report.
+    if task.cancelled():
+        return
+    error = task.exception()
+    if error is not None and not isinstance(error, PlaywrightError):
+        asyncio.get_running_loop().call_exception_handler(
+            {"message": "closing a pop-up or dialog failed", "exception": error}
+        )
 
 
 def quiet_driver_leftovers() -> None:
     """Let the running loop leave unsaid what Playwright leaves behind when its driver or
     browser goes away under it (Ctrl-C reaches them too): futures failed with the
-    browser's closing that nobody awaits any more, which asyncio would print with a
-    traceback as the command exits. Every other unretrieved error is still printed."""
+    browser's closing (``TargetClosedError``) or the driver's end that nobody awaits any
+    more, which asyncio would print with a traceback as the command exits. Every other
+    unretrieved error is still printed."""
     loop = asyncio.get_running_loop()
     previous = loop.get_exception_handler()
 
     def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         error = context.get("exception")
-        if isinstance(error, PlaywrightError) or (
-            type(error) is Exception and str(error) == _DRIVER_GONE
-        ):
+        closed = isinstance(error, PlaywrightError) and type(error).__name__ == "TargetClosedError"
+        if closed or (type(error) is Exception and str(error) == _DRIVER_GONE):
             return
         if previous is not None:
             previous(loop, context)

@@ -138,6 +138,8 @@ async def navigate_step(run: PageRun) -> None:
     main = _main_document(run, first_new) or document
     _record_main(run, main, first_new, attempts, t)
     if main.withheld:
+        if run.robots_fetch is not None:
+            run.robots_fetch.start()  # nothing is rendered: the page's load is over
         await _withheld_document(run, main)
 
 
