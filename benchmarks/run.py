@@ -236,6 +236,10 @@ def _help_time() -> float:
     return statistics.median(times)
 
 
+def _load(averages: tuple[float, float, float]) -> str:
+    return "/".join(f"{a:.1f}" for a in averages)
+
+
 def _mib(kib: float) -> str:
     return f"{kib / 1024:.0f} MiB"
 
@@ -250,6 +254,7 @@ def main() -> None:
     args = parser.parse_args()
     choice = find_browser(None)
     executable = str(choice.executable) if choice.executable else None
+    load_before = os.getloadavg()
     lines: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         bench = _Bench(Path(tmp))
@@ -290,7 +295,9 @@ def main() -> None:
     lines += [
         f"Measured {when} with `make bench` (`benchmarks/run.py`). Machine: "
         f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}, "
-        f"{choice.version}.",
+        f"{choice.version}. Load average (1, 5, 15 min) at the start "
+        f"{_load(load_before)}, at the end {_load(os.getloadavg())}: other work on the "
+        "host moves every figure.",
         "",
         "### 1. One capture against the browser's floor",
         "",
