@@ -413,16 +413,17 @@ def test_what_a_page_fetches_soon_after_loading_is_waited_for(captured: Batch) -
 
 
 def test_the_screenshot_stills_animations(captured: Batch) -> None:
-    """A finite animation is shown at its end, an endless one not at all (as Playwright's
-    `animations: "disabled"` shows them)."""
+    """A finite animation is shown at its end, an endless one not at all, in the page and
+    in a frame inside it (as Playwright's `animations: "disabled"` shows them)."""
     outcome = captured["animated"]
     _captured_whole(outcome)
     assert outcome.report is not None
     png = (outcome.report.item_dir / SCREENSHOT_NAME).read_bytes()
-    read = read_pngs([png], [(100, 100), (100, 400)])
-    fade, blink = read["colours"][0]
+    read = read_pngs([png], [(100, 100), (100, 400), (100, 700)])
+    fade, blink, framed = read["colours"][0]
     assert fade == [0, 128, 0], "the ten-minute fade is shown at its end"
     assert blink == [0, 0, 255], "the endless blink is stopped: the square's own colour"
+    assert framed == [255, 0, 255], "in a frame as well"
 
 
 @pytest.mark.parametrize("name", ["moves-by-script", "moves-by-meta-refresh"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["PageRun", "PageScriptError", "bound", "first_line", "ms"]
 
 _WORLD = "osint-capture"
+_MAX_FRAMES = 50  # frames inside the page given a world of their own (frame_worlds)
 
 
 class PageScriptError(Exception):
@@ -55,9 +57,8 @@ class PageRun:
     crashed: str | None = None
     closing: bool = False  # the capture is closing the page itself: no crash
     crash_event: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-    # robots.txt, fetched beside the page (a RobotsFetch: ``robots-txt`` takes it,
-    # ``settle`` starts it when nothing did before), and what must still run once the
-    # steps are done (its record, when it was not awaited).
+    # robots.txt, fetched beside the page from the start (``robots-txt`` takes it), and
+    # what must still run once the steps are done (its record, when it was not awaited).
     robots_fetch: RobotsFetch | None = None
     after_steps: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     load_fired: bool = False
@@ -134,11 +135,53 @@ class PageRun:
                         raise
         except Exception as exc:  # the browser's own error: navigated away, crashed, closed
             raise PageScriptError(first_line(exc)) from None
-        details = answer.get("exceptionDetails")
-        if details is not None:
-            thrown = details.get("exception", {}).get("description") or details.get("text")
-            raise PageScriptError(str(thrown or "script error").splitlines()[0])
-        return answer.get("result", {}).get("value")
+        return _value(answer)
+
+    async def frame_worlds(self, *, timeout: float) -> list[int]:
+        """An isolated world in each frame inside the page (at most 50; the page's own is
+        :meth:`evaluate`'s): their ids, for :meth:`evaluate_in`. A frame that cannot have
+        one is passed over."""
+        return list(await self._bounded(self._frame_worlds(), timeout))
+
+    async def _frame_worlds(self) -> list[int]:
+        try:
+            tree = await self.cdp.send("Page.getFrameTree")
+        except Exception as exc:
+            raise PageScriptError(first_line(exc)) from None
+        todo: list[dict[str, Any]] = list(tree["frameTree"].get("childFrames", []))
+        worlds: list[int] = []
+        while todo and len(worlds) < _MAX_FRAMES:
+            node = todo.pop()
+            todo.extend(node.get("childFrames", []))
+            with contextlib.suppress(Exception):  # gone meanwhile, or not scriptable
+                world = await self.cdp.send(
+                    "Page.createIsolatedWorld",
+                    {"frameId": node["frame"]["id"], "worldName": _WORLD},
+                )
+                worlds.append(int(world["executionContextId"]))
+        return worlds
+
+    async def evaluate_in(self, world: int, function: str, *, timeout: float) -> Any:
+        """Run the JS ``function`` (no arguments) in ``world``, one of :meth:`frame_worlds`.
+
+        Raises PageScriptError (or TimeoutError).
+        """
+        return await self._bounded(self._evaluate_in(world, function), timeout)
+
+    async def _evaluate_in(self, world: int, function: str) -> Any:
+        try:
+            answer = await self.cdp.send(
+                "Runtime.evaluate",
+                {
+                    "expression": f"({function})()",
+                    "contextId": world,
+                    "returnByValue": True,
+                    "awaitPromise": True,
+                },
+            )
+        except Exception as exc:
+            raise PageScriptError(first_line(exc)) from None
+        return _value(answer)
 
     async def _new_world(self) -> int:
         if self._main_frame is None:
@@ -155,6 +198,15 @@ class PageRun:
         """The page is a file kept in the WARC and not shown to the browser: nothing to
         render, so the rendering steps are skipped."""
         return self.main is not None and self.main.withheld is not None
+
+
+def _value(answer: dict[str, Any]) -> Any:
+    """The value of a ``Runtime.evaluate`` answer; what the script threw raises."""
+    details = answer.get("exceptionDetails")
+    if details is not None:
+        thrown = details.get("exception", {}).get("description") or details.get("text")
+        raise PageScriptError(str(thrown or "script error").splitlines()[0])
+    return answer.get("result", {}).get("value")
 
 
 def ms(seconds: float) -> float:

@@ -232,10 +232,10 @@ async def _capture_in(
     """The page, its recorder and the gates in this context; then the steps."""
     robots = None
     if rules.robots_policy is not None:
-        # Beside the page, in a context of its own (see RobotsFetch for when it starts).
+        # Beside the page, in a context of its own; begun now, so that both contexts'
+        # pages are made at once.
         robots = RobotsFetch(new_context, url, work_dir, rules.gate, clock)
-        if options.respect_robots:
-            robots.start()
+        robots.start()
     try:
         await _page_in(
             context,

@@ -138,8 +138,6 @@ async def navigate_step(run: PageRun) -> None:
     main = _main_document(run, first_new) or document
     _record_main(run, main, first_new, attempts, t)
     if main.withheld:
-        if run.robots_fetch is not None:
-            run.robots_fetch.start()  # nothing is rendered: the page's load is over
         await _withheld_document(run, main)
 
 
@@ -451,10 +449,6 @@ async def settle_step(run: PageRun) -> None:
     scrolling begins as soon as the page is still rather than idling here first.
     """
     options, clock = run.options, run.clock
-    if run.robots_fetch is not None:
-        # From here the capture mostly waits: robots.txt's own context costs the page's
-        # load nothing now (under --respect-robots it was fetched before the page).
-        run.robots_fetch.start()
     # Start watching the DOM now, so that its stillness is measured from here.
     with contextlib.suppress(PageScriptError, TimeoutError):
         await run.evaluate(STILL_JS, timeout=bound(clock, 0.5))

@@ -1546,8 +1546,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _animated(self, query: _Query) -> None:
         """Animations a screenshot must still: one with an end (a box fading from red to
-        green over ten minutes, which keeps its end), and one without (a blue square
-        blinking yellow and cyan forever)."""
+        green over ten minutes, which keeps its end), one without (a blue square blinking
+        yellow and cyan forever), and one without in a frame (a magenta square)."""
         head = (
             "<style>@keyframes fade { from { background: rgb(255, 0, 0); }"
             " to { background: rgb(0, 128, 0); } }"
@@ -1558,7 +1558,18 @@ class _Handler(BaseHTTPRequestHandler):
             " #blink { top: 300px; background: rgb(0, 0, 255);"
             " animation: blink 1s steps(1) infinite; }</style>"
         )
-        body = "<div id=fade></div><div id=blink></div>"
+        framed = (
+            "<style>@keyframes blink { 0% { background: rgb(255, 255, 0); }"
+            " 50% { background: rgb(0, 255, 255); } }"
+            " body { margin: 0; } #blink { width: 200px; height: 200px;"
+            " background: rgb(255, 0, 255); animation: blink 1s steps(1) infinite; }</style>"
+            "<div id=blink></div>"
+        )
+        body = (
+            "<div id=fade></div><div id=blink></div>"
+            f'<iframe srcdoc="{_e(framed)}" style="position: absolute; top: 600px; left: 0;'
+            ' width: 200px; height: 200px; border: 0"></iframe>'
+        )
         self._send(HTTPStatus.OK, _page("Animated", body, head=head, header=False))
 
     # -------------------------------------------------------------------- access-rule table pages
