@@ -296,8 +296,8 @@ def main() -> None:
         f"Measured {when} with `make bench` (`benchmarks/run.py`). Machine: "
         f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}, "
         f"{choice.version}. Load average (1, 5, 15 min) at the start "
-        f"{_load(load_before)}, at the end {_load(os.getloadavg())}: other work on the "
-        "host moves every figure.",
+        f"{_load(load_before)} (other work on the machine), at the end "
+        f"{_load(os.getloadavg())} (the benchmark's own browsers count in it).",
         "",
         "### 1. One capture against the browser's floor",
         "",
