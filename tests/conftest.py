@@ -34,6 +34,10 @@ class Cli:
     env: dict[str, str]
     runs: list[list[str]] = field(default_factory=list)
 
+    def argv(self, *args: str) -> list[str]:
+        """The command line of ``osint-capture --home HOME ARGS``, for a process of its own."""
+        return [*_CLI, "--home", str(self.home), *args]
+
     def run(
         self,
         *args: str,
@@ -41,7 +45,7 @@ class Cli:
         env: dict[str, str] | None = None,
         input: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        argv = [*_CLI, "--home", str(self.home), *args]
+        argv = self.argv(*args)
         self.runs.append(argv)
         return subprocess.run(
             argv,

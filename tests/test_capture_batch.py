@@ -15,7 +15,6 @@ import select
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +37,7 @@ from osint_capture.batch import (
 )
 from osint_capture.demo.sample_site import SampleSite
 from tests.conftest import Cli
+from tests.processes import descendants, processes
 
 # -- the file, the scheduler, the exit code (no browser) ------------------------------
 
@@ -311,29 +311,10 @@ def test_mixed_batch_then_rerun_then_again(
     assert first_run < 60
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def _browser_pids(pid: int) -> list[int]:
     """The CLI's Chromium browser process(es): not its renderers, GPU or zygote."""
     pids = []
-    for child in _descendants(pid):
+    for child in descendants(pid):
         try:
             argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
         except OSError:
@@ -356,23 +337,8 @@ def test_a_batch_whose_browser_is_killed_finishes_every_url(
     ]
     batch = tmp_path / "batch.txt"
     batch.write_text("\n".join(urls) + "\n", encoding="utf-8")
-    argv = [
-        sys.executable,
-        "-m",
-        "osint_capture",
-        "--home",
-        str(cli.home),
-        "capture-batch",
-        str(batch),
-        "--case",
-        case_id,
-        "--allow-private-network",
-        "--time-limit",
-        "20",
-        "--host-delay",
-        "0",
-        "--json",
-    ]
+    argv = cli.argv("capture-batch", str(batch), "--case", case_id, "--allow-private-network",
+                    "--time-limit", "20", "--host-delay", "0", "--json")  # fmt: skip
     proc = subprocess.Popen(
         argv, env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -409,17 +375,7 @@ def test_a_batch_whose_browser_is_killed_finishes_every_url(
 
 def _group_alive(pgid: int) -> bool:
     """Whether a process of group ``pgid`` still runs (an unreaped zombie does not)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        state, _ppid, pgrp = stat[stat.rindex(")") + 2 :].split()[:3]
-        if int(pgrp) == pgid and state != "Z":
-            return True
-    return False
+    return any(p.pgrp == pgid and p.state != "Z" for p in processes())
 
 
 def test_ctrl_c_mid_batch_keeps_what_finished_and_nothing_half_made(
@@ -435,11 +391,8 @@ def test_ctrl_c_mid_batch_keeps_what_finished_and_nothing_half_made(
     ]
     batch = tmp_path / "batch.txt"
     batch.write_text("\n".join(urls) + "\n", encoding="utf-8")
-    argv = [
-        sys.executable, "-m", "osint_capture", "--home", str(cli.home), "capture-batch",
-        str(batch), "--case", case_id, "--allow-private-network", "--host-delay", "0",
-        "--json",
-    ]  # fmt: skip
+    argv = cli.argv("capture-batch", str(batch), "--case", case_id, "--allow-private-network",
+                    "--host-delay", "0", "--json")  # fmt: skip
     # A process group of its own, signalled as a terminal's Ctrl-C signals it: the
     # command, Playwright's driver and every Chromium process at once.
     proc = subprocess.Popen(

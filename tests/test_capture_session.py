@@ -26,6 +26,7 @@ from osint_capture.demo.sample_site import SampleSite
 from osint_capture.engine.browser import find_browser
 from osint_capture.engine.model import CaptureOptions
 from osint_capture.engine.session import CaptureSession, run_on_session
+from tests.processes import processes
 from tests.warc_reading import read_warc, responses
 
 pytestmark = pytest.mark.browser
@@ -129,18 +130,7 @@ def test_a_second_visit_in_one_context_would_be_seen(site: SampleSite) -> None:
 
 def _children() -> set[tuple[int, str]]:
     """This process's children (pid, name), running or not yet reaped."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        if ppid == os.getpid():
-            found.add((int(entry.name), stat[stat.index("(") + 1 : stat.rindex(")")]))
-    return found
+    return {(p.pid, p.name) for p in processes() if p.ppid == os.getpid()}
 
 
 @pytest.fixture

@@ -29,19 +29,11 @@ def test_sigkill_mid_capture_leaves_no_complete_item_and_is_reported(
     cli: Cli, site: SampleSite
 ) -> None:
     case_id = cli.new_case()
+    argv = cli.argv(
+        "capture", site.url("/post/1/media?mib=64"), "--case", case_id, "--allow-private-network"
+    )
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "osint_capture",
-            "--home",
-            str(cli.home),
-            "capture",
-            site.url("/post/1/media?mib=64"),
-            "--case",
-            case_id,
-            "--allow-private-network",
-        ],
+        argv,
         env=cli.env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -77,19 +69,11 @@ def test_ctrl_c_mid_capture_says_interrupted_in_one_line_and_leaves_nothing_half
     cli: Cli, site: SampleSite
 ) -> None:
     case_id = cli.new_case()
+    argv = cli.argv(
+        "capture", site.url("/robust/drip?seconds=25"), "--case", case_id, "--allow-private-network"
+    )
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "osint_capture",
-            "--home",
-            str(cli.home),
-            "capture",
-            site.url("/robust/drip?seconds=25"),
-            "--case",
-            case_id,
-            "--allow-private-network",
-        ],
+        argv,
         env=cli.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -20,30 +20,7 @@ import pytest
 
 from osint_capture.demo.sample_site import SampleSite
 from tests.conftest import Cli
-
-
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command name is in parentheses and may contain spaces.
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        tree.setdefault(ppid, []).append(int(entry.name))
-    return tree
-
-
-def _descendants(root: int) -> list[int]:
-    tree, found, todo = _children(), [], [root]
-    while todo:
-        for child in tree.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
+from tests.processes import descendants
 
 
 def _read(pid: int, name: str) -> bytes | None:
@@ -82,7 +59,7 @@ def test_no_descendant_of_a_capture_holds_a_secret(
     deadline = time.monotonic() + 120
     own_cmdline = "\0".join(argv).encode() + b"\0"
     while proc.poll() is None and time.monotonic() < deadline:
-        for pid in _descendants(proc.pid):
+        for pid in descendants(proc.pid):
             environ, cmdline = _read(pid, "environ"), _read(pid, "cmdline")
             # A child forked but not yet exec'd is still a copy of its parent (the
             # capture process, or the driver starting the browser): it is read again, and
