@@ -114,6 +114,10 @@ def test_160_mib_media_kept_whole_with_flat_memory(
             case_id,
             "--allow-private-network",
             "--json",
+            # 160 MiB reaches us at ~20 MiB/s through the DevTools body stream (8 s on a quiet
+            # machine): settle's default 10 s was too short in CI with two workers running.
+            "--settle-timeout",
+            "40",
         ],
         capture_output=True,
         text=True,
