@@ -121,6 +121,9 @@ SIGNALS_JS = """
                    'cf-challenge-running', 'cf-please-wait']
     .filter(id => document.getElementById(id));
   return {
+    // Committed but nothing of its body parsed yet (a slow machine, a script hanging in
+    // the head): there is nothing to judge, which is no sign of a public page.
+    unparsed: !document.body && document.readyState === 'loading',
     title: document.title || '',
     textLength: total,
     ownTextLength: textOutside(chrome),

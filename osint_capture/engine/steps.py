@@ -346,7 +346,13 @@ async def _read_signals(run: PageRun) -> tuple[dict[str, Any] | None, str]:
             await _wait_for_load(run, max(0.2, min(2.0, deadline - time.monotonic())))
             continue
         if isinstance(answer, dict):
-            return answer, ""
+            if not answer.get("unparsed"):
+                return answer, ""
+            problem = "nothing of its body had been parsed"
+            if not await _wait_for_load(run, max(0.2, min(2.0, deadline - time.monotonic()))):
+                # past the load deadline that wait ends at once: read again, not in a spin
+                await asyncio.sleep(max(0.0, min(0.2, deadline - time.monotonic())))
+            continue
         problem = f"the page gave no answer ({type(answer).__name__})"
     return None, problem
 
