@@ -62,14 +62,25 @@ class Page:
 
 # The slowest first, so that the quick ones fill the time they spend waiting.
 _SLOWEST_FIRST = (
-    "out-of-memory",
-    "drip-25s",
-    "crash-sign-in",
     "huge-dom",
+    "drip-25s",
+    "out-of-memory",
+    "crash-sign-in",
     "endless-document",
     "drip-endless",
     "stuck-sign-in",
     "stuck-article",
+)
+# Each keeps a core busy to its end: they take turns (capture_all), in the order above.
+_BURN_A_CORE = frozenset(
+    {
+        "huge-dom",
+        "out-of-memory",
+        "crash-sign-in",
+        "endless-document",
+        "stuck-sign-in",
+        "stuck-article",
+    }
 )
 
 PAGES: dict[str, Page] = {
@@ -107,10 +118,8 @@ PAGES: dict[str, Page] = {
     # 7. the rendering budget. Loading and scrolling 200,000 elements takes most of a
     # minute when the suite's other worker is busy too; the DOM step gets a share of
     # what is left, so the limit leaves room for it.
-    # Under two busy workers its load and scroll once took 46 s of a 60 s limit, which left
-    # the DOM step too little (a third of what is left): 90 s keeps that share above 10 s.
     "huge-dom": Page(
-        "/robust/huge-dom?n=200000", options={"time_limit": 90.0, "max_scroll_rounds": 1}
+        "/robust/huge-dom?n=200000", options={"time_limit": 60.0, "max_scroll_rounds": 1}
     ),
     "alert-loop": Page("/robust/alert-loop"),
     "late": Page("/robust/late"),
@@ -143,7 +152,11 @@ def captured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Batch]:
     order = [*_SLOWEST_FIRST, *(name for name in PAGES if name not in _SLOWEST_FIRST)]
     with _sites() as sites:
         outcomes = {
-            name: Outcome(sites[PAGES[name].site].url(PAGES[name].path), PAGES[name].options)
+            name: Outcome(
+                sites[PAGES[name].site].url(PAGES[name].path),
+                PAGES[name].options,
+                burns_cpu=name in _BURN_A_CORE,
+            )
             for name in order
         }
         yield capture_all(tmp_path_factory.mktemp("robust") / "evidence", CASE, outcomes)
@@ -452,12 +465,23 @@ def test_renderings_refer_to_the_document_they_show(captured: Batch, name: str) 
 # -- a page nothing can read -------------------------------------------------------------
 
 
+# The page's script hangs the renderer once the stylesheet before it has loaded. A check
+# that reads the page in between (a busy machine) sees it whole and judges that; one that
+# comes later cannot read it and judges the document as received (its message says so).
+# Either way a sign-in page is refused and an article kept, its document whole.
+
+
+def _read_before_the_hang(outcome: Outcome) -> bool:
+    check = outcome.steps()["access-check"] if outcome.report else None
+    return check is not None and "could not be read" not in check["detail"]
+
+
 def test_a_sign_in_page_that_hangs_the_browser_is_still_refused(captured: Batch) -> None:
     outcome = captured["stuck-sign-in"]
     assert isinstance(outcome.error, Refused), outcome.error
     assert "password form" in outcome.error.message
-    assert "judged on the document as received" in outcome.error.message
-    assert len(captured.refusals_of(outcome.url)) == 1
+    (refusal,) = captured.refusals_of(outcome.url)
+    assert "password form" in refusal["details"]["reason"]
 
 
 def test_a_public_page_that_hangs_the_browser_is_kept_as_partial(captured: Batch) -> None:
@@ -466,7 +490,11 @@ def test_a_public_page_that_hangs_the_browser_is_kept_as_partial(captured: Batch
     _not_refused(captured, outcome)
     assert outcome.report is not None and outcome.report.status == "partial"
     check = outcome.steps()["access-check"]
-    assert check["state"] == "partial" and "could not be read" in check["detail"]
+    if _read_before_the_hang(outcome):
+        assert check["state"] == "done", check
+        assert any(s["state"] == "failed" for s in outcome.steps().values()), "hung after"
+    else:
+        assert check["state"] == "partial" and "could not be read" in check["detail"]
     # The WARC holds the article as sent (its apostrophe escaped in the HTML).
     assert html.escape(STUCK_TEXT).encode() in _document(outcome, "/robust/stuck").body
 

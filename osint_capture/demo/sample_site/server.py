@@ -154,7 +154,7 @@ INDEX_LINKS: tuple[tuple[str, str], ...] = (
     ("/robust/late", "Fetches part of its text 300 ms after its load event"),
     ("/robust/animated", "A box fading red to green over 10 minutes, a square blinking forever"),
     ("/robust/out-of-memory", "Makes the browser's renderer run out of memory and crash"),
-    ("/robust/stuck", "Hangs the browser before its body is parsed (?page=sign-in: sign-in)"),
+    ("/robust/stuck", "Hangs the browser once drawn (?page=sign-in: a sign-in page that does)"),
 )
 
 _Query = dict[str, list[str]]
@@ -581,13 +581,7 @@ def _e(value: str) -> str:
 
 
 def _page(
-    title: str,
-    body: str,
-    *,
-    head: str = "",
-    header: bool = True,
-    body_attrs: str = "",
-    head_first: str = "",
+    title: str, body: str, *, head: str = "", header: bool = True, body_attrs: str = ""
 ) -> bytes:
     top = (
         '<header class="site-header"><a href="/" style="color:inherit;text-decoration:none">'
@@ -598,7 +592,7 @@ def _page(
     )
     return (
         "<!doctype html>\n"
-        f'<html lang="en">\n<head>\n<meta charset="utf-8">\n{head_first}'
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_e(title)}</title>\n"
         '<link rel="stylesheet" href="/static/style.css">\n'
@@ -1520,8 +1514,6 @@ class _Handler(BaseHTTPRequestHandler):
     def _stuck(self, query: _Query) -> None:
         """A page whose script hangs the browser as it loads: nothing can read it.
         ``?page=sign-in``: a sign-in page; otherwise a public article."""
-        # First in the head, before the stylesheet: at the end of the body, the script
-        # waited for the stylesheet, and a busy machine let the check read the page first.
         hang = "<script>while (true) {}</script>\n"
         if query.get("page", [""])[0] == "sign-in":
             body = (
@@ -1529,14 +1521,11 @@ class _Handler(BaseHTTPRequestHandler):
                 '<form class="login" method="post" action="/login">\n'
                 '<label>Username <input name="username"></label>\n'
                 '<label>Password <input type="password" name="password"></label>\n'
-                '<button type="submit">Sign in</button>\n</form>\n</section>\n'
+                '<button type="submit">Sign in</button>\n</form>\n</section>\n' + hang
             )
-            self._send(HTTPStatus.OK, _page("Sign in · Sample Social", body, head_first=hang))
+            self._send(HTTPStatus.OK, _page("Sign in · Sample Social", body))
             return
-        title = "A stuck article"
-        text = _e(STUCK_TEXT * 8)
-        article = f'<article class="post">\n<h1>{title}</h1>\n<p>{text}</p>\n</article>'
-        self._send(HTTPStatus.OK, _page(title, article, head_first=hang))
+        self._send(HTTPStatus.OK, _simple_page("A stuck article", STUCK_TEXT * 8, extra=hang))
 
     def _arrived(self, query: _Query) -> None:
         self._send(HTTPStatus.OK, _simple_page("Arrived", ARRIVED_TEXT))
