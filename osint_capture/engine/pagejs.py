@@ -121,9 +121,12 @@ SIGNALS_JS = """
                    'cf-challenge-running', 'cf-please-wait']
     .filter(id => document.getElementById(id));
   return {
-    // Committed but nothing of its body parsed yet (a slow machine, a script hanging in
-    // the head): there is nothing to judge, which is no sign of a public page.
-    unparsed: !document.body && document.readyState === 'loading',
+    // An HTML page committed but with nothing of its body parsed yet (read the moment it
+    // committed, or its head waits for a script that does not come): there is nothing
+    // to judge, which is no sign of a public page. XML and SVG never have a body.
+    unparsed: !document.body && document.readyState === 'loading' &&
+      (!document.documentElement ||
+       document.documentElement.namespaceURI === 'http://www.w3.org/1999/xhtml'),
     title: document.title || '',
     textLength: total,
     ownTextLength: textOutside(chrome),

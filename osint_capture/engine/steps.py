@@ -349,8 +349,11 @@ async def _read_signals(run: PageRun) -> tuple[dict[str, Any] | None, str]:
             if not answer.get("unparsed"):
                 return answer, ""
             problem = "nothing of its body had been parsed"
-            if not await _wait_for_load(run, max(0.2, min(2.0, deadline - time.monotonic()))):
-                # past the load deadline that wait ends at once: read again, not in a spin
+            waited = time.monotonic()
+            await _wait_for_load(run, max(0.2, min(2.0, deadline - time.monotonic())))
+            if time.monotonic() - waited < 0.2:
+                # That wait ends at once past the load deadline, or after a load event the
+                # page has since undone (document.open): read again, but not in a spin.
                 await asyncio.sleep(max(0.0, min(0.2, deadline - time.monotonic())))
             continue
         problem = f"the page gave no answer ({type(answer).__name__})"

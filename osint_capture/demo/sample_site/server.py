@@ -155,6 +155,7 @@ INDEX_LINKS: tuple[tuple[str, str], ...] = (
     ("/robust/animated", "A box fading red to green over 10 minutes, a square blinking forever"),
     ("/robust/out-of-memory", "Makes the browser's renderer run out of memory and crash"),
     ("/robust/stuck", "Hangs the browser once drawn (?page=sign-in: a sign-in page that does)"),
+    ("/robust/unparsed", "Its head waits for a script that never comes (?page=sign-in)"),
 )
 
 _Query = dict[str, list[str]]
@@ -169,6 +170,7 @@ ARRIVED_TEXT = "The page the browser was moved on to."
 LATE_TEXT = "A comment the page fetched a moment after it loaded."
 CRASH_TEXT = "A page that makes the browser's renderer run out of memory."
 STUCK_TEXT = "This public article's script hangs the browser as it loads. "
+UNPARSED_TEXT = "This public article waits in its head for a script that never comes. "
 # A one-page PDF saying "A direct PDF link" (test data, not a report).
 _MINIMAL_PDF = (
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
@@ -1512,8 +1514,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(HTTPStatus.OK, _simple_page("Out of memory", CRASH_TEXT, extra=script))
 
     def _stuck(self, query: _Query) -> None:
-        """A page whose script hangs the browser as it loads: nothing can read it.
-        ``?page=sign-in``: a sign-in page; otherwise a public article."""
+        """A page whose script hangs the browser once the stylesheet before it has loaded:
+        after that nothing can read it. ``?page=sign-in``: a sign-in page; otherwise a
+        public article."""
         hang = "<script>while (true) {}</script>\n"
         if query.get("page", [""])[0] == "sign-in":
             body = (
@@ -1526,6 +1529,22 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, _page("Sign in · Sample Social", body))
             return
         self._send(HTTPStatus.OK, _simple_page("A stuck article", STUCK_TEXT * 8, extra=hang))
+
+    def _unparsed(self, query: _Query) -> None:
+        """A page whose head waits for a script that never arrives, so its body is never
+        parsed: the browser can be asked, but has nothing to show. ``?page=sign-in``: a
+        sign-in page; otherwise a public article."""
+        blocked = '<script src="/api/longpoll"></script>\n'
+        if query.get("page", [""])[0] == "sign-in":
+            body = (
+                '<section class="card">\n<h1>Sign in to Sample Social</h1>\n'
+                '<form class="login" method="post" action="/login">\n'
+                '<label>Password <input type="password" name="password"></label>\n'
+                '<button type="submit">Sign in</button>\n</form>\n</section>\n'
+            )
+            self._send(HTTPStatus.OK, _page("Sign in · Sample Social", body, head=blocked))
+            return
+        self._send(HTTPStatus.OK, _simple_page("Unparsed", UNPARSED_TEXT * 8, head=blocked))
 
     def _arrived(self, query: _Query) -> None:
         self._send(HTTPStatus.OK, _simple_page("Arrived", ARRIVED_TEXT))
@@ -1941,6 +1960,7 @@ _ROUTES.update(
         "/robust/animated": _Handler._animated,
         "/robust/out-of-memory": _Handler._out_of_memory,
         "/robust/stuck": _Handler._stuck,
+        "/robust/unparsed": _Handler._unparsed,
     }
 )
 _ROUTES.update(
