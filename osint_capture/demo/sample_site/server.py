@@ -803,6 +803,17 @@ def _human_page() -> bytes:
     return _page("Just a moment... Checking your browser", body, header=False)
 
 
+def _sign_in_card(*, username: bool = False) -> str:
+    """The sign-in form of the robustness pages (the login page proper is ``/login``)."""
+    user = '<label>Username <input name="username"></label>\n' if username else ""
+    return (
+        '<section class="card">\n<h1>Sign in to Sample Social</h1>\n'
+        f'<form class="login" method="post" action="/login">\n{user}'
+        '<label>Password <input type="password" name="password"></label>\n'
+        '<button type="submit">Sign in</button>\n</form>\n</section>\n'
+    )
+
+
 def _simple_page(title: str, text: str, *, head: str = "", extra: str = "") -> bytes:
     return _page(
         title,
@@ -1501,13 +1512,7 @@ class _Handler(BaseHTTPRequestHandler):
         ``?page=sign-in``: a sign-in page that does so as it loads, before any check."""
         hoard = "const hoard = []; while (true) hoard.push(new Array(1e6).fill(Math.random()));"
         if query.get("page", [""])[0] == "sign-in":
-            body = (
-                '<section class="card">\n<h1>Sign in to Sample Social</h1>\n'
-                '<form class="login" method="post" action="/login">\n'
-                '<label>Password <input type="password" name="password"></label>\n'
-                '<button type="submit">Sign in</button>\n</form>\n</section>\n'
-                f"<script>{hoard}</script>\n"
-            )
+            body = _sign_in_card() + f"<script>{hoard}</script>\n"
             self._send(HTTPStatus.OK, _page("Sign in · Sample Social", body))
             return
         script = f"<script>setTimeout(() => {{ {hoard} }}, 500);</script>\n"
@@ -1519,13 +1524,7 @@ class _Handler(BaseHTTPRequestHandler):
         public article."""
         hang = "<script>while (true) {}</script>\n"
         if query.get("page", [""])[0] == "sign-in":
-            body = (
-                '<section class="card">\n<h1>Sign in to Sample Social</h1>\n'
-                '<form class="login" method="post" action="/login">\n'
-                '<label>Username <input name="username"></label>\n'
-                '<label>Password <input type="password" name="password"></label>\n'
-                '<button type="submit">Sign in</button>\n</form>\n</section>\n' + hang
-            )
+            body = _sign_in_card(username=True) + hang
             self._send(HTTPStatus.OK, _page("Sign in · Sample Social", body))
             return
         self._send(HTTPStatus.OK, _simple_page("A stuck article", STUCK_TEXT * 8, extra=hang))
@@ -1536,12 +1535,7 @@ class _Handler(BaseHTTPRequestHandler):
         sign-in page; otherwise a public article."""
         blocked = '<script src="/api/longpoll"></script>\n'
         if query.get("page", [""])[0] == "sign-in":
-            body = (
-                '<section class="card">\n<h1>Sign in to Sample Social</h1>\n'
-                '<form class="login" method="post" action="/login">\n'
-                '<label>Password <input type="password" name="password"></label>\n'
-                '<button type="submit">Sign in</button>\n</form>\n</section>\n'
-            )
+            body = _sign_in_card()
             self._send(HTTPStatus.OK, _page("Sign in · Sample Social", body, head=blocked))
             return
         self._send(HTTPStatus.OK, _simple_page("Unparsed", UNPARSED_TEXT * 8, head=blocked))
