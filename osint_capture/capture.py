@@ -32,7 +32,7 @@ import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cases.actions import (
     case_for_capture,
@@ -60,10 +60,13 @@ from chain_of_custody.item import (
 from chain_of_custody.signing import Signer
 from osint_capture.engine.browser import BrowserChoice
 from osint_capture.engine.model import CaptureOptions, EngineResult
-from osint_capture.engine.session import CaptureSession, run_on_session
 from osint_capture.engine.warc import write_capture_warc
 from osint_capture.lawful.rules import AccessRecord, redact_text, redact_url
 from osint_capture.provenance import build_provenance, warcinfo_fields
+
+if TYPE_CHECKING:
+    # Only as a type: a capture refused on sight imports nothing of Playwright.
+    from osint_capture.engine.session import CaptureSession
 
 __all__ = ["CaptureReport", "capture_into_case", "capture_post", "prepare_capture"]
 
@@ -162,6 +165,8 @@ def capture_post(
 ) -> CaptureReport:
     """Capture ``url`` into case ``case_id`` on a browser of its own (``None``: found as
     the session starts). A capture the rules refuse launches no browser at all."""
+    from osint_capture.engine.session import run_on_session
+
     return run_on_session(
         browser, lambda: prepare_capture(store, case_id, url, options, signer=signer, tsa=tsa)
     )

@@ -291,7 +291,7 @@ def capture(
 ) -> None:
     """Capture a public post into a case."""
     from osint_capture.engine.model import CaptureOptions
-    from osint_capture.engine.session import run_on_session
+    from osint_capture.lawful.rules import refused_on_sight
 
     width, height = _parse_viewport(viewport)
     options = CaptureOptions(
@@ -310,6 +310,12 @@ def capture(
         from osint_capture.capture import prepare_capture
 
         return prepare_capture(store, case, url, options, signer=signer, tsa=tsa_config)
+
+    if refused_on_sight(url, allow_private_network=allow_private_network):
+        # Refused on its face (a literal address, a scheme, credentials): checked and
+        # logged here, with no Playwright imported and no driver started for it.
+        prepare()  # raises Refused; were it not to, the capture goes on below as ever
+    from osint_capture.engine.session import run_on_session
 
     report = run_on_session(choice, prepare)
     if as_json:

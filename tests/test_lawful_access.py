@@ -25,6 +25,7 @@ from osint_capture.lawful.rules import (
     inspect_page,
     redact_text,
     redact_url,
+    refused_on_sight,
 )
 from tests.conftest import Cli
 
@@ -49,6 +50,13 @@ def _assert_refused(cli: Cli, case_id: str, proc: Any, url: str, reason_part: st
 # -- refused before the browser starts (no traffic at all) ------------------------
 
 
+@pytest.fixture(scope="module")
+def refusals(cli: Cli) -> str:
+    """One case for the refusals below: a refusal keeps nothing, and each test reads the
+    log's last refusal (the module's tests run one after another)."""
+    return cli.new_case()
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -61,8 +69,8 @@ def _assert_refused(cli: Cli, case_id: str, proc: Any, url: str, reason_part: st
         "http://foo.localhost:9/",
     ],
 )
-def test_loopback_in_every_spelling_is_refused(cli: Cli, url: str) -> None:
-    case_id = cli.new_case()
+def test_loopback_in_every_spelling_is_refused(cli: Cli, refusals: str, url: str) -> None:
+    case_id = refusals
     proc = cli.run("capture", url, "--case", case_id)
     _assert_refused(cli, case_id, proc, url, "loopback")
 
@@ -78,11 +86,53 @@ def test_loopback_in_every_spelling_is_refused(cli: Cli, url: str) -> None:
         ("http://[fd12:3456::1]/x", "unique-local"),
     ],
 )
-def test_non_public_addresses_are_refused(cli: Cli, url: str, reason: str) -> None:
+def test_non_public_addresses_are_refused(cli: Cli, refusals: str, url: str, reason: str) -> None:
     # These addresses are data: the refusal happens before any connection is made.
-    case_id = cli.new_case()
+    case_id = refusals
     proc = cli.run("capture", url, "--case", case_id)
     _assert_refused(cli, case_id, proc, url, reason)
+
+
+def test_a_refusal_on_sight_imports_nothing_of_the_browser(cli: Cli, refusals: str) -> None:
+    # A literal private address needs no lookup: refused, and logged, before Playwright.
+    wrapper = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('PLAYWRIGHT', 'playwright' in sys.modules,"
+        " file=sys.stderr))\n"
+        "from osint_capture.cli import main\n"
+        "sys.argv[0] = 'osint-capture'\n"
+        "main()\n"
+    )
+    url = "http://10.1.2.3/x"  # address data: nothing connects to it
+    argv = [sys.executable, "-c", wrapper, "--home", str(cli.home), "capture", url]
+    proc = subprocess.run(
+        [*argv, "--case", refusals], capture_output=True, text=True, env=cli.env, timeout=120
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "PLAYWRIGHT False" in proc.stderr
+    refused = [e for e in _log(cli, refusals) if e["action"] == "capture-refused"]
+    assert refused[-1]["details"]["url"] == url
+
+
+@pytest.mark.parametrize(
+    ("url", "private_allowed", "on_sight"),
+    [
+        ("http://127.0.0.1:9/", False, True),
+        ("http://127.0.0.1:9/", True, False),
+        ("http://0x7f.1/", False, True),
+        ("http://[::1]/", False, True),
+        ("http://foo.localhost/", False, True),
+        ("http://10.1.2.3/", False, True),  # address data
+        ("http://8.8.8.8/", False, False),  # address data: public
+        ("http://example.com/", False, False),  # a name: looked up by the full check
+        ("ftp://example.com/", True, True),
+        ("http://user:pw@example.com/", True, True),
+        ("not a url", False, False),  # a usage error, told by the full check
+        ("http://1.2.3.256/", False, False),
+    ],
+)
+def test_refused_on_sight(url: str, private_allowed: bool, on_sight: bool) -> None:
+    assert refused_on_sight(url, allow_private_network=private_allowed) is on_sight
 
 
 @pytest.mark.parametrize(
@@ -95,8 +145,8 @@ def test_non_public_addresses_are_refused(cli: Cli, url: str, reason: str) -> No
         "chrome://settings",
     ],
 )
-def test_other_schemes_are_refused(cli: Cli, url: str) -> None:
-    case_id = cli.new_case()
+def test_other_schemes_are_refused(cli: Cli, refusals: str, url: str) -> None:
+    case_id = refusals
     proc = cli.run("capture", url, "--case", case_id, "--allow-private-network")
     assert proc.returncode in (2, 3)
     assert "Traceback" not in proc.stderr
@@ -111,8 +161,8 @@ def test_other_schemes_are_refused(cli: Cli, url: str) -> None:
         "http://127.0.0.1:9\\@example.com/",
     ],
 )
-def test_credentials_in_the_url_are_refused(cli: Cli, url: str) -> None:
-    case_id = cli.new_case()
+def test_credentials_in_the_url_are_refused(cli: Cli, refusals: str, url: str) -> None:
+    case_id = refusals
     proc = cli.run("capture", url, "--case", case_id, "--allow-private-network")
     _assert_refused(cli, case_id, proc, redact_url(url), "credentials")
     log = (cli.home / case_id / "custody.jsonl").read_text()

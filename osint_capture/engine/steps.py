@@ -337,6 +337,8 @@ async def _read_signals(run: PageRun) -> tuple[dict[str, Any] | None, str]:
     """The page's signals, read until they come or the check's time is up."""
     deadline = time.monotonic() + bound(run.clock, _ACCESS_CHECK_TIME)
     problem = "timed out"
+    unparsed = "nothing of its body had been parsed"
+    seen_unparsed = False  # told even when a later read went unanswered
     while time.monotonic() < deadline and run.crashed is None:
         try:
             answer = await run.evaluate(SIGNALS_JS, timeout=max(0.5, deadline - time.monotonic()))
@@ -348,7 +350,7 @@ async def _read_signals(run: PageRun) -> tuple[dict[str, Any] | None, str]:
         if isinstance(answer, dict):
             if not answer.get("unparsed"):
                 return answer, ""
-            problem = "nothing of its body had been parsed"
+            problem, seen_unparsed = unparsed, True
             waited = time.monotonic()
             await _wait_for_load(run, max(0.2, min(2.0, deadline - time.monotonic())))
             if time.monotonic() - waited < 0.2:
@@ -357,6 +359,8 @@ async def _read_signals(run: PageRun) -> tuple[dict[str, Any] | None, str]:
                 await asyncio.sleep(max(0.0, min(0.2, deadline - time.monotonic())))
             continue
         problem = f"the page gave no answer ({type(answer).__name__})"
+    if seen_unparsed and problem != unparsed:
+        problem = f"{unparsed}; then {problem}"
     return None, problem
 
 

@@ -61,6 +61,7 @@ __all__ = [
     "inspect_page",
     "redact_text",
     "redact_url",
+    "refused_on_sight",
 ]
 
 _ALLOWED_SCHEMES = ("http", "https")
@@ -243,6 +244,33 @@ def check_target_url(url: str) -> None:
             "without logging in may be captured",
             hint="lawful public-access rule 2",
         )
+
+
+class _NeedsLookup(Exception):
+    """A name to look up: no verdict on sight."""
+
+
+def _no_lookup(host: str, port: int) -> list[str]:
+    raise _NeedsLookup
+
+
+def refused_on_sight(url: str, *, allow_private_network: bool) -> bool:
+    """Whether rules 1-3 refuse ``url`` with no name looked up: its scheme, credentials
+    in it, or a non-public address written as a literal or as localhost.
+
+    A command can then refuse it without starting anything of the browser. What this
+    cannot settle alone (a name to resolve, a URL that is not one) says False, and
+    :meth:`AccessRecord.check_target` decides as always.
+    """
+    try:
+        check_target_url(url)
+        host, port = url_host_port(url)
+        check_public(host, port, allow_private=allow_private_network, resolver=_no_lookup)
+    except Refused:
+        return True
+    except (_NeedsLookup, CaptureFailed, UsageError, ValueError):
+        return False
+    return False
 
 
 @dataclass
