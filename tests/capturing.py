@@ -99,7 +99,9 @@ class Batch:
         ]
 
 
-def capture_all(home: Path, case_id: str, outcomes: dict[str, Outcome]) -> Batch:
+def capture_all(
+    home: Path, case_id: str, outcomes: dict[str, Outcome], *, at_once: int = _AT_ONCE
+) -> Batch:
     """Open ``case_id`` in a new evidence home and make every capture, filling each outcome.
 
     Outcomes are started in the order given: put the slowest first. Those that burn a
@@ -118,7 +120,7 @@ def capture_all(home: Path, case_id: str, outcomes: dict[str, Outcome]) -> Batch
     )
 
     async def run() -> None:
-        gate = asyncio.Semaphore(_AT_ONCE)
+        gate = asyncio.Semaphore(at_once)
         burner = asyncio.Semaphore(1)
         async with CaptureSession() as session:
 
