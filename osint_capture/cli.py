@@ -306,14 +306,17 @@ def capture(
     store, tsa_config, signer, choice = capture_setup(case, browser, tsa, tsa_cert, tsa_timeout)
 
     def prepare() -> Callable[[CaptureSession], Awaitable[CaptureReport]]:
-        # Imported here, in run_on_session's thread, while Playwright's driver starts.
+        # Imported here: in run_on_session's thread, while Playwright's driver starts (or,
+        # for a URL refused on sight, before anything of Playwright is imported at all).
         from osint_capture.capture import prepare_capture
 
         return prepare_capture(store, case, url, options, signer=signer, tsa=tsa_config)
 
     if refused_on_sight(url, allow_private_network=allow_private_network):
-        # Refused on its face (a literal address, a scheme, credentials): checked and
-        # logged here, with no Playwright imported and no driver started for it.
+        # Refused on its face (a literal non-public address or localhost name, a scheme,
+        # credentials): checked and logged here, with no Playwright imported and no
+        # driver started for it. A Ctrl-C meanwhile may leave it unlogged, as it may any
+        # command's entry; the log stays whole (its appends are atomic).
         prepare()  # raises Refused; were it not to, the capture goes on below as ever
     from osint_capture.engine.session import run_on_session
 

@@ -126,7 +126,7 @@ def capture_all(
 
             async def one(outcome: Outcome) -> None:
                 options = CaptureOptions(allow_private_network=True, **outcome.options)
-                # The burner's turn first: waiting for it holds none of the four slots.
+                # The burner's turn first: waiting for it holds none of the at_once slots.
                 async with burner if outcome.burns_cpu else contextlib.nullcontext(), gate:
                     started = time.monotonic()
                     try:

@@ -103,7 +103,7 @@ def test_a_refusal_on_sight_imports_nothing_of_the_browser(cli: Cli, refusals: s
         "sys.argv[0] = 'osint-capture'\n"
         "main()\n"
     )
-    url = "http://10.1.2.3/x"  # address data: nothing connects to it
+    url = "http://10.9.8.7/on-sight"  # address data, used by no other test here
     argv = [sys.executable, "-c", wrapper, "--home", str(cli.home), "capture", url]
     proc = subprocess.run(
         [*argv, "--case", refusals], capture_output=True, text=True, env=cli.env, timeout=120
@@ -167,7 +167,8 @@ def test_credentials_in_the_url_are_refused(cli: Cli, refusals: str, url: str) -
     _assert_refused(cli, case_id, proc, redact_url(url), "credentials")
     log = (cli.home / case_id / "custody.jsonl").read_text()
     assert "secret" not in log and "user@" not in log, "no credential is written down"
-    assert "REDACTED@" in log
+    refused = [e for e in _log(cli, case_id) if e["action"] == "capture-refused"]
+    assert "REDACTED@" in refused[-1]["details"]["url"]
 
 
 def test_closed_case_refuses_captures(cli: Cli, site: SampleSite) -> None:
