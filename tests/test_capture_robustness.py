@@ -22,6 +22,7 @@ from warcio.archiveiterator import ArchiveIterator
 from chain_of_custody.errors import BrowserCrashed, Refused
 from chain_of_custody.item import DOM_NAME, MANIFEST_NAME, SCREENSHOT_NAME, TEXT_NAME, WARC_NAME
 from chain_of_custody.verify import verify_item
+from osint_capture.capture import CaptureReport
 from osint_capture.demo.sample_site import SampleSite
 from osint_capture.demo.sample_site.server import (
     ARRIVED_TEXT,
@@ -187,6 +188,15 @@ def _not_refused(captured: Batch, outcome: Outcome) -> None:
     assert captured.refusals_of(outcome.url) == []
 
 
+def _kept_partial(captured: Batch, name: str) -> tuple[Outcome, CaptureReport]:
+    """The capture ``name``: sealed whole, never refused, and partial."""
+    outcome = captured[name]
+    _captured_whole(outcome)
+    _not_refused(captured, outcome)
+    assert outcome.report is not None and outcome.report.status == "partial"
+    return outcome, outcome.report
+
+
 # -- 1. robots.txt --------------------------------------------------------------------
 
 
@@ -305,10 +315,7 @@ def test_a_page_dripping_for_25_s_keeps_its_whole_html(captured: Batch) -> None:
 def test_a_page_still_dripping_at_the_time_limit_is_kept_as_partial_not_refused(
     captured: Batch,
 ) -> None:
-    outcome = captured["drip-endless"]
-    _captured_whole(outcome)
-    _not_refused(captured, outcome)
-    assert outcome.report is not None and outcome.report.status == "partial"
+    outcome, _ = _kept_partial(captured, "drip-endless")
     assert outcome.steps()["access-check"]["state"] == "done"
     page = _document(outcome, "/robust/drip")
     assert page.headers.get("WARC-Truncated") == "time"
@@ -321,11 +328,8 @@ def test_a_page_still_dripping_at_the_time_limit_is_kept_as_partial_not_refused(
 
 @pytest.mark.parametrize("name", ["endless-resource", "endless-document"])
 def test_an_endless_body_stops_at_the_size_limit(captured: Batch, name: str) -> None:
-    outcome = captured[name]
-    _captured_whole(outcome)
-    _not_refused(captured, outcome)
-    assert outcome.report is not None and outcome.report.status == "partial"
-    assert any("size limit" in r for r in outcome.report.partial_reasons)
+    outcome, report = _kept_partial(captured, name)
+    assert any("size limit" in r for r in report.partial_reasons)
     resources = outcome.provenance()["resources"]
     assert resources["body_bytes"] <= 5 * MIB
     endless_url = outcome.url if name == "endless-document" else "/robust/endless?kind=bin"
@@ -483,11 +487,6 @@ def test_renderings_refer_to_the_document_they_show(captured: Batch, name: str) 
 # Either way a sign-in page is refused and an article kept, its document whole.
 
 
-def _read_before_the_hang(outcome: Outcome) -> bool:
-    check = outcome.steps()["access-check"] if outcome.report else None
-    return check is not None and "could not be read" not in check["detail"]
-
-
 def test_a_sign_in_page_that_hangs_the_browser_is_still_refused(captured: Batch) -> None:
     outcome = captured["stuck-sign-in"]
     assert isinstance(outcome.error, Refused), outcome.error
@@ -497,12 +496,9 @@ def test_a_sign_in_page_that_hangs_the_browser_is_still_refused(captured: Batch)
 
 
 def test_a_public_page_that_hangs_the_browser_is_kept_as_partial(captured: Batch) -> None:
-    outcome = captured["stuck-article"]
-    _captured_whole(outcome)
-    _not_refused(captured, outcome)
-    assert outcome.report is not None and outcome.report.status == "partial"
+    outcome, _ = _kept_partial(captured, "stuck-article")
     check = outcome.steps()["access-check"]
-    if _read_before_the_hang(outcome):
+    if "could not be read" not in check["detail"]:  # read before the hang
         assert check["state"] == "done", check
         assert any(s["state"] == "failed" for s in outcome.steps().values()), "hung after"
     else:
@@ -524,10 +520,7 @@ def test_a_sign_in_page_whose_body_is_never_parsed_is_judged_as_received(
 
 
 def test_an_article_whose_body_is_never_parsed_is_kept_as_partial(captured: Batch) -> None:
-    outcome = captured["unparsed-article"]
-    _captured_whole(outcome)
-    _not_refused(captured, outcome)
-    assert outcome.report is not None and outcome.report.status == "partial"
+    outcome, _ = _kept_partial(captured, "unparsed-article")
     check = outcome.steps()["access-check"]
     assert check["state"] == "partial", check
     assert "nothing of its body had been parsed" in check["detail"]
