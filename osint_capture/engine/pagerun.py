@@ -112,21 +112,24 @@ class PageRun:
             raise PageScriptError(self.crashed or "the browser crashed")
         raise TimeoutError(f"no answer within {timeout:.1f} s")
 
+    async def _run_in(self, world: int, function: str, args: tuple[Any, ...]) -> Any:
+        """The raw ``Runtime.evaluate`` answer of ``function(...args)`` in ``world``."""
+        return await self.cdp.send(
+            "Runtime.evaluate",
+            {
+                "expression": f"({function})(...{json.dumps(list(args))})",
+                "contextId": world,
+                "returnByValue": True,
+                "awaitPromise": True,
+            },
+        )
+
     async def _evaluate(self, function: str, args: tuple[Any, ...]) -> Any:
-        call = f"({function})(...{json.dumps(list(args))})"
         try:
             for attempt in (1, 2):
                 world = self._world or await self._new_world()
                 try:
-                    answer = await self.cdp.send(
-                        "Runtime.evaluate",
-                        {
-                            "expression": call,
-                            "contextId": world,
-                            "returnByValue": True,
-                            "awaitPromise": True,
-                        },
-                    )
+                    answer = await self._run_in(world, function, args)
                     break
                 except Exception:
                     # The world went with its document (the page moved on): a new one.
@@ -170,15 +173,7 @@ class PageRun:
 
     async def _evaluate_in(self, world: int, function: str) -> Any:
         try:
-            answer = await self.cdp.send(
-                "Runtime.evaluate",
-                {
-                    "expression": f"({function})()",
-                    "contextId": world,
-                    "returnByValue": True,
-                    "awaitPromise": True,
-                },
-            )
+            answer = await self._run_in(world, function, ())
         except Exception as exc:
             raise PageScriptError(first_line(exc)) from None
         return _value(answer)
