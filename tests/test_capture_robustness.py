@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from chain_of_custody.errors import BrowserCrashed, Refused
+from chain_of_custody.errors import BrowserCrashed, CaptureFailed, Refused
 from chain_of_custody.item import DOM_NAME, MANIFEST_NAME, SCREENSHOT_NAME, TEXT_NAME, WARC_NAME
 from chain_of_custody.verify import verify_item
 from osint_capture.capture import CaptureReport
@@ -72,6 +72,7 @@ _SLOWEST_FIRST = (
     "drip-endless",
     "stuck-sign-in",
     "stuck-article",
+    "stuck-head-sign-in",
     "unparsed-sign-in",
     "unparsed-article",
 )
@@ -84,6 +85,7 @@ _BURN_A_CORE = frozenset(
         "endless-document",
         "stuck-sign-in",
         "stuck-article",
+        "stuck-head-sign-in",
     }
 )
 
@@ -135,6 +137,10 @@ PAGES: dict[str, Page] = {
     # room for its document to arrive while the suite's other worker is busy too.
     "stuck-sign-in": Page("/robust/stuck?page=sign-in", options={"time_limit": 12.0}),
     "stuck-article": Page("/robust/stuck", options={"time_limit": 12.0}),
+    # ... and one that hangs in the task that commits it (its script first in the head)
+    "stuck-head-sign-in": Page(
+        "/robust/stuck?page=sign-in&hang=head", options={"time_limit": 12.0}
+    ),
     # ... and one the browser can be asked about, but has parsed nothing of
     "unparsed-sign-in": Page("/robust/unparsed?page=sign-in", options={"time_limit": 12.0}),
     "unparsed-article": Page("/robust/unparsed", options={"time_limit": 12.0}),
@@ -505,6 +511,23 @@ def test_a_public_page_that_hangs_the_browser_is_kept_as_partial(captured: Batch
         assert check["state"] == "partial" and "could not be read" in check["detail"]
     # The WARC holds the article as sent (its apostrophe escaped in the HTML).
     assert html.escape(STUCK_TEXT).encode() in _document(outcome, "/robust/stuck").body
+
+
+def test_a_sign_in_page_that_hangs_as_it_commits_is_never_sealed(captured: Batch) -> None:
+    # Its renderer hangs in the task that commits the page, and then often never hands the
+    # recorder the document's bytes. What arrived is judged: refused when the form did;
+    # when it did not, nothing shows the page is public and nothing of it is kept.
+    outcome = captured["stuck-head-sign-in"]
+    assert outcome.report is None
+    if isinstance(outcome.error, Refused):
+        assert "password form" in outcome.error.message
+        assert len(captured.refusals_of(outcome.url)) == 1
+    else:
+        assert isinstance(outcome.error, CaptureFailed), outcome.error
+        assert "not received whole" in outcome.error.message
+        assert captured.refusals_of(outcome.url) == []
+    kept = [e for e in captured.custody() if e["action"] == "captured"]
+    assert outcome.url not in [e["details"]["requested_url"] for e in kept]
 
 
 def test_a_sign_in_page_whose_body_is_never_parsed_is_judged_as_received(

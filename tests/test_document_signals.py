@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from osint_capture.lawful.rules import inspect_page
+from chain_of_custody.errors import CaptureFailed, Refused
+from osint_capture.engine import steps
+from osint_capture.engine.exchange import Exchange
+from osint_capture.engine.model import EngineResult, StepLog
+from osint_capture.lawful.rules import PageRules, inspect_page
 from osint_capture.lawful.static import signals_from_document
 
 URL = "https://social.example/p/1"
@@ -68,7 +73,73 @@ def test_a_label_before_its_password_field_counts_inside_the_form(tmp_path: Path
 
 
 def test_a_missing_document_judges_nothing(tmp_path: Path) -> None:
-    signals = signals_from_document(
-        tmp_path / "absent", url=URL, status=200, redirect_chain=(URL,)
-    )
+    signals = signals_from_document(tmp_path / "absent", url=URL, status=200, redirect_chain=(URL,))
     assert inspect_page(signals) is None
+
+
+# -- the access check's judgement when the page itself cannot be read ------------------
+
+SIGN_IN = (
+    "<html><title>Sign in</title><body><form><label>User <input name=u></label>"
+    "<label>Password <input type=password name=p></label><button>Sign in</button>"
+    "</form></body></html>"
+)
+
+
+def _judged_as_received(
+    tmp_path: Path, html: str, *, complete: bool, truncated: str | None = None
+) -> EngineResult:
+    """``steps._judge_document`` on a document the recorder holds as given."""
+    body = tmp_path / "document"
+    body.write_text(html, encoding="utf-8")
+    document = Exchange(
+        0,
+        "1",
+        URL,
+        "GET",
+        "Document",
+        {},
+        None,
+        "2026-12-01T00:00:00.000000Z",
+        status=200,
+        body_path=body,
+        body_size=body.stat().st_size,
+        complete=complete,
+        truncated=truncated,
+    )
+    result = EngineResult(requested_url=URL, started="2026-12-01T00:00:00.000000Z")
+    run = SimpleNamespace(rules=PageRules(inspector=inspect_page), steps=StepLog(result))
+    steps._judge_document(run, document, (URL,), "2026-12-01T00:00:01.000000Z")  # type: ignore[arg-type]
+    return result
+
+
+def test_valid_a_whole_public_document_is_judged_public(tmp_path: Path) -> None:
+    result = _judged_as_received(tmp_path, f"<body>{ARTICLE}</body>", complete=True)
+    assert result.steps == []  # the caller records the check as partial, with the reason
+
+
+@pytest.mark.parametrize(
+    ("complete", "truncated", "said"),
+    [
+        (False, None, "the recorder had not received all of it"),
+        (False, "time", "it was cut: time"),
+        (False, "disconnect", "it was cut: disconnect"),
+    ],
+    ids=["still-arriving", "cut-by-time", "cut-by-disconnect"],
+)
+def test_invalid_a_document_not_received_whole_is_not_kept(
+    tmp_path: Path, complete: bool, truncated: str | None, said: str
+) -> None:
+    # The part that did not arrive may be the wall: with neither the page nor the whole
+    # document to judge, nothing shows the page is public.
+    with pytest.raises(CaptureFailed) as caught:
+        _judged_as_received(
+            tmp_path, f"<body>{ARTICLE[:200]}", complete=complete, truncated=truncated
+        )
+    assert "not received whole" in caught.value.message and said in caught.value.message
+
+
+def test_invalid_a_wall_in_what_arrived_is_refused_even_when_cut(tmp_path: Path) -> None:
+    with pytest.raises(Refused) as caught:
+        _judged_as_received(tmp_path, SIGN_IN, complete=False, truncated="time")
+    assert "password form" in caught.value.message

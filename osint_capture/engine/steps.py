@@ -364,11 +364,10 @@ async def _read_signals(run: PageRun) -> tuple[dict[str, Any] | None, str]:
     return None, problem
 
 
-def _judge_document(
-    run: PageRun, document: Exchange, chain: tuple[str, ...], t: str
-) -> None:
+def _judge_document(run: PageRun, document: Exchange, chain: tuple[str, ...], t: str) -> None:
     """Rules 4 and 5 on the HTML as the server sent it, every form counted as shown
-    (the page itself could not be read); raises Refused for a wall."""
+    (the page itself could not be read); raises Refused for a wall, and CaptureFailed
+    when no wall shows in a document that was not received whole."""
     inspector = run.rules.inspector
     if inspector is None:
         return
@@ -380,6 +379,24 @@ def _judge_document(
         refusal += " (judged on the document as received: the page could not be read)"
         run.steps.record("access-check", "failed", t, refusal)
         raise Refused(refusal)
+    if document.truncated is not None or not document.complete:
+        # What did not arrive may be the wall: a page that hangs its renderer in the task
+        # that commits it never hands the recorder its document's bytes. With neither the
+        # page nor the whole document to judge, nothing shows it is public.
+        why = (
+            f"it was cut: {document.truncated}"
+            if document.truncated is not None
+            else "the recorder had not received all of it"
+        )
+        reason = (
+            "the page could not be read for a login wall or a bot challenge, and its "
+            f"document was not received whole ({why}): nothing shows the page is public, "
+            "so nothing of it is kept"
+        )
+        run.steps.record("access-check", "failed", t, reason)
+        raise CaptureFailed(
+            reason, hint="try again later; a page that keeps hanging the browser cannot be captured"
+        )
 
 
 async def _wait_for_load(run: PageRun, cap: float | None = None) -> bool:

@@ -583,7 +583,13 @@ def _e(value: str) -> str:
 
 
 def _page(
-    title: str, body: str, *, head: str = "", header: bool = True, body_attrs: str = ""
+    title: str,
+    body: str,
+    *,
+    head: str = "",
+    header: bool = True,
+    body_attrs: str = "",
+    head_first: str = "",
 ) -> bytes:
     top = (
         '<header class="site-header"><a href="/" style="color:inherit;text-decoration:none">'
@@ -594,7 +600,7 @@ def _page(
     )
     return (
         "<!doctype html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<html lang="en">\n<head>\n<meta charset="utf-8">\n{head_first}'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_e(title)}</title>\n"
         '<link rel="stylesheet" href="/static/style.css">\n'
@@ -814,11 +820,14 @@ def _sign_in_card(*, username: bool = False) -> str:
     )
 
 
-def _simple_page(title: str, text: str, *, head: str = "", extra: str = "") -> bytes:
+def _simple_page(
+    title: str, text: str, *, head: str = "", extra: str = "", head_first: str = ""
+) -> bytes:
     return _page(
         title,
         f'<article class="post">\n<h1>{_e(title)}</h1>\n<p>{_e(text)}</p>\n{extra}</article>',
         head=head,
+        head_first=head_first,
     )
 
 
@@ -1521,13 +1530,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _stuck(self, query: _Query) -> None:
         """A page whose script hangs the browser once the stylesheet before it has loaded:
         after that nothing can read it. ``?page=sign-in``: a sign-in page; otherwise a
-        public article."""
+        public article. ``?hang=head``: the script comes first in the head, so the
+        browser hangs in the very task that commits the page (its renderer then never
+        hands over the document's bytes)."""
         hang = "<script>while (true) {}</script>\n"
+        first = hang if query.get("hang", [""])[0] == "head" else ""
+        last = "" if first else hang
         if query.get("page", [""])[0] == "sign-in":
-            body = _sign_in_card(username=True) + hang
-            self._send(HTTPStatus.OK, _page("Sign in · Sample Social", body))
+            body = _sign_in_card(username=True) + last
+            self._send(HTTPStatus.OK, _page("Sign in · Sample Social", body, head_first=first))
             return
-        self._send(HTTPStatus.OK, _simple_page("A stuck article", STUCK_TEXT * 8, extra=hang))
+        page = _simple_page("A stuck article", STUCK_TEXT * 8, extra=last, head_first=first)
+        self._send(HTTPStatus.OK, page)
 
     def _unparsed(self, query: _Query) -> None:
         """A page whose head waits for a script that never arrives, so its body is never
