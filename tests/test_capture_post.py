@@ -119,6 +119,17 @@ def test_request_records_hold_the_headers_really_sent(
     assert request.http_header("Host") == site.base_url.split("//")[1]
 
 
+def test_the_user_agent_recorded_is_the_one_the_page_was_fetched_with(
+    records: list[Record], manifest: dict[str, Any], site: SampleSite
+) -> None:
+    # Asked of the browser once per launch: it must be what every page of it sends.
+    (request,) = [r for r in records if r.type == "request" and r.uri == site.url("/post/1")]
+    user_agent = manifest["provenance"]["browser"]["user_agent"]
+    assert user_agent.startswith("Mozilla/5.0")
+    assert request.http_header("User-Agent") == user_agent
+    assert f"user-agent: {user_agent}" in records[0].body.decode()
+
+
 def test_bodies_are_what_the_server_sent(records: list[Record], site: SampleSite) -> None:
     import urllib.request
 

@@ -26,6 +26,7 @@ from chain_of_custody.item import seal_item
 from chain_of_custody.signing import Signer, generate_private_key
 from chain_of_custody.verify import ItemReport, verify_item
 from chain_of_custody.warccheck import WarcCheck, check_warc
+from osint_capture.engine.warc import _gzip_level
 
 CASE = "CASE-2026-0042"
 ITEM = "20261125T120000Z-0001"
@@ -428,3 +429,24 @@ def test_warc_of_the_wrong_size_is_still_checked_by_step_6(tmp_path: Path, signe
         "(the file changed during verification, or differs from the manifest)",
         f"archive.warc.gz: bytes after gzip member 4, from offset {len(warc)}, are not gzip",
     )
+
+
+@pytest.mark.parametrize(
+    ("kind", "level"),
+    [("random", 0), ("one-zero-byte-in-four", 1), ("text", 6), ("tiny", 6)],
+)
+def test_each_record_is_deflated_at_the_level_its_body_deserves(
+    tmp_path: Path, kind: str, level: int
+) -> None:
+    # Stored when deflating gains nothing (video), fast when it gains little (a PNG
+    # screenshot), thorough for text; judged on a trial of the body's first 64 KiB.
+    random = os.urandom(256 * 1024)
+    body = {
+        "random": random,
+        "one-zero-byte-in-four": bytes(b if i % 4 else 0 for i, b in enumerate(random)),
+        "text": b"The footbridge over the river stays open through the winter. " * 4000,
+        "tiny": b"ok",
+    }[kind]
+    path = tmp_path / "body"
+    path.write_bytes(body)
+    assert _gzip_level(path) == _gzip_level(body) == level

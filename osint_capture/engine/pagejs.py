@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __all__ = [
     "AT_BOTTOM_JS",
+    "HEIGHT_JS",
     "METADATA_JS",
     "METADATA_LIMITS",
     "SCROLL_JS",
@@ -181,6 +182,7 @@ STILL_JS = """
 AT_BOTTOM_JS = (
     "() => window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 2"
 )
+HEIGHT_JS = "() => document.documentElement.scrollHeight"
 
 # Bounds on what the metadata step keeps of a page: JSON-LD nested past ``depth`` levels,
 # strings past ``chars``, lists past ``items`` are cut and say so (the manifest is

@@ -77,6 +77,7 @@ class CaptureSession:
         self._browser: Browser | None = None
         self._launch_lock = asyncio.Lock()
         self._captures = 0
+        self._user_agent = ""  # the launched browser's own, asked once per launch
         self._home: Path | None = None
         self._home_cleanup = contextlib.ExitStack()
         self.launches = 0
@@ -171,6 +172,7 @@ class CaptureSession:
         self._captures += 1
         result.context = BrowserContextRecord(launch_number=self._captures)
         result.browser_version = browser.version
+        result.user_agent = self._user_agent
 
         async def new_context() -> BrowserContext:
             return await browser.new_context(
@@ -214,7 +216,24 @@ class CaptureSession:
                 ) from None
             self.launches += 1
             self._captures = 0
+            self._user_agent = await _user_agent_of(self._browser)
             return self._browser
+
+
+async def _user_agent_of(browser: Browser) -> str:
+    """The browser's own user-agent string, as every page it opens reports it (none is
+    overridden): asked of the browser once (~10 ms), not of each page (~50 ms, a page's
+    first script)."""
+    try:
+        cdp = await browser.new_browser_cdp_session()
+        try:
+            version = await cdp.send("Browser.getVersion")
+        finally:
+            with contextlib.suppress(PlaywrightError):
+                await cdp.detach()
+    except PlaywrightError:
+        return ""
+    return str(version.get("userAgent", ""))
 
 
 async def _capture_in(
@@ -283,7 +302,8 @@ async def _page_in(
     cdp = await context.new_cdp_session(page)
     recorder = Recorder(cdp, work_dir / ".bodies", size_limit=options.size_limit, gate=gate)
     await recorder.start()
-    result.user_agent = await page.evaluate("navigator.userAgent")
+    if not result.user_agent:  # the browser could not say: the page can
+        result.user_agent = await page.evaluate("navigator.userAgent")
     assert result.context is not None
     steps.record(
         "launch-browser",

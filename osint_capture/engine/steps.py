@@ -34,7 +34,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from chain_of_custody.errors import CaptureFailed, Refused
 from chain_of_custody.timeutil import utc_now
 from osint_capture.engine.exchange import Exchange
-from osint_capture.engine.pagejs import AT_BOTTOM_JS, SCROLL_JS, SIGNALS_JS, STILL_JS
+from osint_capture.engine.pagejs import AT_BOTTOM_JS, HEIGHT_JS, SCROLL_JS, SIGNALS_JS, STILL_JS
 from osint_capture.engine.pagerun import PageRun, PageScriptError, bound, first_line, ms
 from osint_capture.engine.render import (
     dom_step,
@@ -434,10 +434,13 @@ async def _wait_still(
     *,
     ignoring: frozenset[str] = frozenset(),
     after_load: bool = True,
-) -> bool:
+    grown_past: int | None = None,
+) -> str:
     """Wait until no request has been open for the quiet period — or, sooner, for the
     still period while the page's DOM has not changed for as long either — or the
-    deadline. Whether it went quiet. Requests in ``ignoring`` do not count.
+    deadline: ``"quiet"`` if it went quiet, else ``"busy"``. Requests in ``ignoring`` do
+    not count. With ``grown_past``, it also ends (``"grew"``) once the page is taller
+    than that: there is more to scroll, and what is open is waited for by a later round.
 
     A page still loading something, or still changing, is waited for as before; one
     whose network and DOM have both stopped is not waited for any longer — but, with
@@ -452,7 +455,15 @@ async def _wait_still(
     while (now := time.monotonic()) < deadline:
         quiet_for = recorder.quiet_for_ignoring(ignoring)
         if quiet_for >= options.quiet_period:
-            return True
+            return "quiet"
+        if watching and grown_past is not None:
+            try:
+                height = int(await run.evaluate(HEIGHT_JS, timeout=min(0.5, deadline - now)))
+            except (PageScriptError, TimeoutError, TypeError, ValueError):
+                watching = False
+            else:
+                if height > grown_past:
+                    return "grew"
         if watching and quiet_for >= options.still_period and now >= earliest:
             try:
                 still_ms = float(await run.evaluate(STILL_JS, timeout=min(0.5, deadline - now)))
@@ -462,12 +473,12 @@ async def _wait_still(
                 if still_ms >= options.still_period * 1000 and (
                     recorder.quiet_for_ignoring(ignoring) >= options.still_period
                 ):
-                    return True
+                    return "quiet"
         wait = options.quiet_period - quiet_for
         if watching:
             wait = min(wait, max(options.still_period - quiet_for, earliest - now, 0.0))
         await asyncio.sleep(min(0.05, max(wait, 0.0), deadline - now) + 0.001)
-    return recorder.quiet_for_ignoring(ignoring) >= options.quiet_period
+    return "quiet" if recorder.quiet_for_ignoring(ignoring) >= options.quiet_period else "busy"
 
 
 async def settle_step(run: PageRun) -> None:
@@ -482,11 +493,12 @@ async def settle_step(run: PageRun) -> None:
     # Start watching the DOM now, so that its stillness is measured from here.
     with contextlib.suppress(PageScriptError, TimeoutError):
         await run.evaluate(STILL_JS, timeout=bound(clock, 0.5))
-    quiet = await _wait_still(
+    waited = await _wait_still(
         run,
         time.monotonic() + min(options.settle_timeout, clock.left(load=True)),
         after_load=False,
     )
+    quiet = waited == "quiet"
     run.settled_open = run.recorder.inflight_ids()
     started = run.settle_started or utc_now()
     if run.load_fired and quiet:
@@ -591,26 +603,33 @@ async def _scroll(run: PageRun) -> None:
     clock, options = run.clock, run.options
     t = utc_now()
     rounds = stable = height = 0
+    carried: frozenset[str] | None = None
     try:
         while rounds < options.max_scroll_rounds and clock.left(load=True) > 1.0:
             rounds += 1
             # What was open before this round (a long-poll, a trickle) is not waited for
             # again: only what the scrolling itself asked for.
             before = run.recorder.inflight_ids()
-            if rounds == 1 and run.settled_open is not None:
+            if carried is not None:
+                before, carried = carried, None  # what the last round started, too
+            elif rounds == 1 and run.settled_open is not None:
                 before = run.settled_open  # what started since settle is waited for
             new_height = int(
                 await run.evaluate(SCROLL_JS, [60, 120], timeout=max(1.0, clock.left(load=True)))
             )
-            await _wait_still(
-                run, time.monotonic() + min(3.0, clock.left(load=True)), ignoring=before
+            waited = await _wait_still(
+                run,
+                time.monotonic() + min(3.0, clock.left(load=True)),
+                ignoring=before,
+                grown_past=new_height,
             )
+            if waited == "grew":
+                # More to scroll already: go on at once, as a reader would; this round's
+                # requests are waited for by the next one.
+                carried, stable = before, 0
+                continue
             bottom = int(await run.evaluate(AT_BOTTOM_JS, timeout=bound(clock, 5.0)))
-            final_height = int(
-                await run.evaluate(
-                    "() => document.documentElement.scrollHeight", timeout=bound(clock, 5.0)
-                )
-            )
+            final_height = int(await run.evaluate(HEIGHT_JS, timeout=bound(clock, 5.0)))
             stable = stable + 1 if final_height == new_height == height and bottom else 0
             height = final_height
             if stable >= 2:
