@@ -251,10 +251,12 @@ async def _capture_in(
     """The page, its recorder and the gates in this context; then the steps."""
     robots = None
     if rules.robots_policy is not None:
-        # Beside the page, in a context of its own; begun now, so that both contexts'
-        # pages are made at once.
+        # Beside the page, in a context of its own. Its verdict comes before the page
+        # under --respect-robots: begun at once; otherwise by its step, once the page is
+        # made, so that the two contexts' pages are not made at once (see RobotsFetch).
         robots = RobotsFetch(new_context, url, work_dir, rules.gate, clock)
-        robots.start()
+        if options.respect_robots:
+            robots.start()
     try:
         await _page_in(
             context,
