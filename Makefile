@@ -39,6 +39,7 @@ test: install
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check osint_capture cases chain_of_custody tests
+	$(VENV)/bin/ruff format --check osint_capture cases chain_of_custody tests
 	$(VENV)/bin/mypy
 
 bench: install

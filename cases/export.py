@@ -242,9 +242,7 @@ def export_case(
     return result
 
 
-def _stamp_head(
-    head: bytes, tsa: TsaConfig | None
-) -> tuple[Obtained | None, str]:
+def _stamp_head(head: bytes, tsa: TsaConfig | None) -> tuple[Obtained | None, str]:
     """The bundle head's stamp, or None and why; never raises for a TSA's failure."""
     if tsa is None:
         return None, "no TSA configured"
@@ -253,7 +251,6 @@ def _stamp_head(
     except TimestampFailed as exc:
         return None, exc.message
     return obtained, f"genTime {obtained.stamp.gen_time_text} from {obtained.url}"
-
 
 
 def _check_out(store: EvidenceStore, out: Path, force: bool, suffix: str = ".zip") -> None:

@@ -129,8 +129,7 @@ def tsa_config(
     if not cert_files:
         raise UsageError(
             "--tsa needs --tsa-cert: the TSA certificates its replies must chain to",
-            hint="give the TSA's root certificate (PEM) with --tsa-cert or "
-            "OSINT_CAPTURE_TSA_CERTS",
+            hint="give the TSA's root certificate (PEM) with --tsa-cert or OSINT_CAPTURE_TSA_CERTS",
         )
     if not 0.1 <= timeout_s <= 600:
         raise UsageError(f"--tsa-timeout must be between 0.1 and 600 seconds, not {timeout_s}")
@@ -220,9 +219,7 @@ class ItemStamped:
 
 def is_awaiting(item_dir: Path) -> bool:
     """True for a sealed item without its stamp (whether or not one was ever asked for)."""
-    return (item_dir / SIGNATURE_NAME).is_file() and not os.path.lexists(
-        item_dir / ITEM_STAMP_NAME
-    )
+    return (item_dir / SIGNATURE_NAME).is_file() and not os.path.lexists(item_dir / ITEM_STAMP_NAME)
 
 
 def stamp_requested(item_dir: Path) -> bool:

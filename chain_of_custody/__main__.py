@@ -146,8 +146,8 @@ def _verify(
         if isinstance(examined.report, WaczReport):
             unstamped: Sequence[str] = ()  # a WACZ carries no item timestamps
         elif not isinstance(examined.report, ItemReport | CaseReport):
-            unstamped = () if examined.report.case is None else not_timestamped(
-                examined.report.case
+            unstamped = (
+                () if examined.report.case is None else not_timestamped(examined.report.case)
             )
         else:
             unstamped = not_timestamped(examined.report)

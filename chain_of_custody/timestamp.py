@@ -87,9 +87,9 @@ class Stamp:
         return f"{self.serial_number:x}"
 
 
-def load_certificates(paths: Sequence[str | Path], option: str = "--tsa-cert") -> tuple[
-    x509.Certificate, ...
-]:
+def load_certificates(
+    paths: Sequence[str | Path], option: str = "--tsa-cert"
+) -> tuple[x509.Certificate, ...]:
     """Every certificate in the PEM files named; UsageError naming a bad one."""
     certs: list[x509.Certificate] = []
     for path in paths:
@@ -191,9 +191,7 @@ def _parse(der: bytes) -> TimeStampResponse:
     try:
         return decode_timestamp_response(_der_sorted(der))
     except (ValueError, _DerError) as exc:
-        raise TimestampInvalid(
-            f"not an RFC 3161 TimeStampResp ({_first_line(str(exc))})"
-        ) from None
+        raise TimestampInvalid(f"not an RFC 3161 TimeStampResp ({_first_line(str(exc))})") from None
 
 
 def _signer_certificate(
@@ -230,10 +228,9 @@ def _verification_problem(text: str) -> str:
     """The library's message (an OpenSSL error stack) as what a person can act on."""
     lowered = text.lower()
     if "certificate verify error" in lowered or "issuer certificate" in lowered:
-        detail = text.split('Verify error: ')[-1].split('"')[0] if "Verify error" in text else ""
-        return (
-            "the TSA's certificate does not chain to the trusted TSA roots"
-            + (f" ({detail})" if detail else "")
+        detail = text.split("Verify error: ")[-1].split('"')[0] if "Verify error" in text else ""
+        return "the TSA's certificate does not chain to the trusted TSA roots" + (
+            f" ({detail})" if detail else ""
         )
     if "signature failure" in lowered or "digest failure" in lowered:
         return "the TSA's signature does not verify (the stamp was altered or forged)"

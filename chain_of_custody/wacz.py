@@ -452,8 +452,9 @@ def _item_problems(
         )
     actual = fingerprint_of(load_public_key(signer["public_key"]))
     if actual != signer["fingerprint"]:
-        problems.append(f"member {manifest_name} names fingerprint {signer['fingerprint']}, "
-                        f"its key is {actual}")
+        problems.append(
+            f"member {manifest_name} names fingerprint {signer['fingerprint']}, its key is {actual}"
+        )
     if trusted is not None and actual not in trusted:
         problems.append(f"item {item_id} is signed by key {actual}, not a trusted key")
     if manifest["item_id"] != item_id or manifest["case_id"] != case_id:

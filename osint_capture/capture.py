@@ -222,9 +222,7 @@ async def _capture_checked(session: CaptureSession, capture: _Capture) -> Captur
         # abandoned half done, even on Ctrl-C: the staging folder is only discarded
         # once nothing writes to it any more.
         browser = session.browser_choice
-        report = await _uncancelled(
-            lambda: _seal_publish_log(capture, browser, staging, result)
-        )
+        report = await _uncancelled(lambda: _seal_publish_log(capture, browser, staging, result))
     # Sealed, published and logged: the evidence exists whatever the TSA does, and waits
     # on it no longer than the bound (off the event loop, which other captures share).
     outcome = await asyncio.to_thread(

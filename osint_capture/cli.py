@@ -100,6 +100,7 @@ def case_open(
 ) -> None:
     """Open a case. Captures can only go into an open case."""
     from cases import actions
+
     signer = operator_signer()
     store = evidence_store()
     case = actions.open_case(
@@ -176,6 +177,7 @@ def case_show(case_id: str) -> None:
 def case_close(case_id: str) -> None:
     """Close a case: it keeps its evidence and accepts no new captures."""
     from cases import actions
+
     signer = operator_signer()
     case = actions.close_case(evidence_store(), case_id, signer=signer)
     console.print(f"Closed case {case.case_id}.")
@@ -185,6 +187,7 @@ def case_close(case_id: str) -> None:
 def case_clean(case_id: str) -> None:
     """Remove leftovers of interrupted captures (never a complete item), and log it."""
     from cases import actions
+
     signer = operator_signer()
     removed = actions.clean_case(evidence_store(), case_id, signer=signer)
     for leftover in removed:
@@ -195,6 +198,7 @@ def case_clean(case_id: str) -> None:
 
 def _report_leftovers(store: EvidenceStore, case_id: str) -> None:
     from cases import actions
+
     for item_id in actions.unlogged_items(store, case_id):
         typer.echo(
             f"warning: item {item_id} has no 'captured' custody entry (interrupted after "
@@ -224,9 +228,7 @@ _TSA_CERT_OPTION = typer.Option(
     help="PEM certificates a TSA's reply must chain to (repeatable; default "
     "$OSINT_CAPTURE_TSA_CERTS, ':'-separated).",
 )
-_TSA_TIMEOUT_OPTION = typer.Option(
-    "--tsa-timeout", help="Longest wait for each TSA, seconds."
-)
+_TSA_TIMEOUT_OPTION = typer.Option("--tsa-timeout", help="Longest wait for each TSA, seconds.")
 
 
 def capture_setup(

@@ -23,6 +23,7 @@ custody_app = typer.Typer(help="The chain-of-custody log of an item.", no_args_i
 def custody_show(item_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Print an item's custody timeline."""
     from cases import actions
+
     _, events = actions.item_events(evidence_store(), item_id)
     if as_json:
         typer.echo(json.dumps(events, ensure_ascii=False))
@@ -55,6 +56,7 @@ def custody_transfer(
 ) -> None:
     """Record that an item passed to someone else."""
     from cases import actions
+
     signer = operator_signer()
     _print_logged(
         actions.transfer_item(evidence_store(), item_id, to=to, reason=reason, signer=signer)
@@ -67,6 +69,7 @@ def custody_note(
 ) -> None:
     """Add a note to an item's custody log."""
     from cases import actions
+
     signer = operator_signer()
     _print_logged(actions.note_item(evidence_store(), item_id, text=text, signer=signer))
 
@@ -118,6 +121,7 @@ def custody_repair(
 def custody_log(case_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Print a whole case's custody log."""
     from cases import actions
+
     events = actions.case_events(evidence_store(), case_id)
     if as_json:
         typer.echo(json.dumps(events, ensure_ascii=False))

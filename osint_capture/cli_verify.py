@@ -19,8 +19,7 @@ def verify(
     target: Annotated[
         str,
         typer.Argument(
-            help="An item ID, a case ID, an item or case folder, a bundle (.zip) or a WACZ "
-            "(.wacz)."
+            help="An item ID, a case ID, an item or case folder, a bundle (.zip) or a WACZ (.wacz)."
         ),
     ],
     trust: Annotated[

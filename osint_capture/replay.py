@@ -294,9 +294,7 @@ def _handler(server: ReplayServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Cache-Control", "no-store")
             self.send_header("Accept-Ranges", "bytes")
 
-        def _bytes(
-            self, data: bytes, kind: str, body: bool, status: int = HTTPStatus.OK
-        ) -> None:
+        def _bytes(self, data: bytes, kind: str, body: bool, status: int = HTTPStatus.OK) -> None:
             self._headers(status, kind, len(data))
             self.end_headers()
             if body:

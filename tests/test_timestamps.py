@@ -70,8 +70,14 @@ def awaiting(
     """A capture made while the only TSA is down, and a pristine copy of its case."""
     case_id = cli.new_case()
     proc, data = cli.capture(
-        site.url("/post/1"), case_id, "--tsa", down_url(), "--tsa-cert", str(pki.root),
-        "--tsa-timeout", "2",
+        site.url("/post/1"),
+        case_id,
+        "--tsa",
+        down_url(),
+        "--tsa-cert",
+        str(pki.root),
+        "--tsa-timeout",
+        "2",
     )
     assert proc.returncode == 0, proc.stderr
     assert data is not None
@@ -96,15 +102,32 @@ def _run(cli: Cli, env: dict[str, str], *args: str) -> subprocess.CompletedProce
 def _standalone(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "chain_of_custody", "verify", *args],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
 def _openssl_verify(tsr: Path, data: Path, pki: Pki) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["openssl", "ts", "-verify", "-in", str(tsr), "-data", str(data),
-         "-CAfile", str(pki.root), "-untrusted", str(pki.tsa_cert)],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            "openssl",
+            "ts",
+            "-verify",
+            "-in",
+            str(tsr),
+            "-data",
+            str(data),
+            "-CAfile",
+            str(pki.root),
+            "-untrusted",
+            str(pki.tsa_cert),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -120,9 +143,21 @@ def test_stamped_capture_passes_openssl_ts_verify(cli: Cli, stamped: Captured, p
     assert "Verification: OK" in result.stdout
     # ... and the same reply refused against the rogue root.
     rogue = subprocess.run(
-        ["openssl", "ts", "-verify", "-in", str(item / STAMP), "-data",
-         str(item / "manifest.json.sig"), "-CAfile", str(pki.rogue_root)],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            "openssl",
+            "ts",
+            "-verify",
+            "-in",
+            str(item / STAMP),
+            "-data",
+            str(item / "manifest.json.sig"),
+            "-CAfile",
+            str(pki.rogue_root),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert rogue.returncode != 0
 
@@ -225,8 +260,14 @@ def test_tsa_down_leaves_the_item_sealed_and_awaiting(
     assert alone.returncode == 0, alone.stdout
     assert "not timestamped" in alone.stdout
     done = _run(
-        home, cli.env, "timestamp", captured.case_id, "--tsa", tsa.url("good"),
-        "--tsa-cert", str(pki.root),
+        home,
+        cli.env,
+        "timestamp",
+        captured.case_id,
+        "--tsa",
+        tsa.url("good"),
+        "--tsa-cert",
+        str(pki.root),
     )
     assert done.returncode == 0, done.stderr
     assert f"stamped item {captured.item_id}" in done.stdout
@@ -269,8 +310,14 @@ def test_bad_reply_is_refused_never_stored_and_the_next_tsa_tried(
     item = captured.item(home.home)
     sums_before = (item / "SHA256SUMS").read_bytes()
     only_bad = _run(
-        home, cli.env, "timestamp", captured.case_id, "--tsa", tsa.url(mode),
-        "--tsa-cert", str(pki.root),
+        home,
+        cli.env,
+        "timestamp",
+        captured.case_id,
+        "--tsa",
+        tsa.url(mode),
+        "--tsa-cert",
+        str(pki.root),
     )
     assert only_bad.returncode == 4
     assert only_bad.stderr.count("\n") == 1 and "Traceback" not in only_bad.stderr
@@ -279,13 +326,22 @@ def test_bad_reply_is_refused_never_stored_and_the_next_tsa_tried(
     assert (item / "SHA256SUMS").read_bytes() == sums_before
     assert not list((home.home / captured.case_id).glob("timestamps/*.tsr"))
     then_good = _run(
-        home, cli.env, "timestamp", captured.case_id, "--tsa", tsa.url(mode),
-        "--tsa", tsa.url("good"), "--tsa-cert", str(pki.root),
+        home,
+        cli.env,
+        "timestamp",
+        captured.case_id,
+        "--tsa",
+        tsa.url(mode),
+        "--tsa",
+        tsa.url("good"),
+        "--tsa-cert",
+        str(pki.root),
     )
     assert then_good.returncode == 0, then_good.stderr
     der = (item / STAMP).read_bytes()
-    verify_stamp(der, (item / "manifest.json.sig").read_bytes(),
-                 roots=load_certificates([pki.root]))
+    verify_stamp(
+        der, (item / "manifest.json.sig").read_bytes(), roots=load_certificates([pki.root])
+    )
     log = (home.home / captured.case_id / "custody.jsonl").read_text()
     assert tsa.url("good") in log and tsa.url(mode) not in log
 
@@ -296,8 +352,14 @@ def test_reply_with_only_the_tsa_certificate_is_accepted(
     captured, pristine = awaiting
     home = _home_with(pristine, tmp_path)
     done = _run(
-        home, cli.env, "timestamp", captured.case_id, "--tsa", tsa.url("leaf"),
-        "--tsa-cert", str(pki.root),
+        home,
+        cli.env,
+        "timestamp",
+        captured.case_id,
+        "--tsa",
+        tsa.url("leaf"),
+        "--tsa-cert",
+        str(pki.root),
     )
     assert done.returncode == 0, done.stderr
     item = captured.item(home.home)
@@ -318,14 +380,13 @@ def test_reply_without_certificates_checks_with_the_given_tsa_certificate(
     query = tmp_path / "q.tsq"
     subprocess.run(  # no -cert: the TSA includes no certificate at all
         ["openssl", "ts", "-query", "-data", str(data), "-sha256", "-out", str(query)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     der = reply(pki, query.read_bytes(), "leaf")
     with pytest.raises(TimestampInvalid, match="neither in the reply"):
         verify_stamp(der, data.read_bytes(), roots=load_certificates([pki.root]))
-    stamp = verify_stamp(
-        der, data.read_bytes(), roots=load_certificates([pki.root, pki.tsa_cert])
-    )
+    stamp = verify_stamp(der, data.read_bytes(), roots=load_certificates([pki.root, pki.tsa_cert]))
     assert stamp.imprint_sha256 == hashlib.sha256(data.read_bytes()).hexdigest()
 
 
@@ -358,8 +419,16 @@ def test_bundle_carries_a_stamped_custody_head(
 ) -> None:
     out = tmp_path / "bundle.zip"
     result = cli.run(
-        "export", stamped.case_id, "--out", str(out), "--recipient", "ADA J. Lee",
-        "--tsa", tsa.url("good"), "--tsa-cert", str(pki.root),
+        "export",
+        stamped.case_id,
+        "--out",
+        str(out),
+        "--recipient",
+        "ADA J. Lee",
+        "--tsa",
+        tsa.url("good"),
+        "--tsa-cert",
+        str(pki.root),
     )
     assert result.returncode == 0, result.stderr
     assert "head stamp:   custody.head.tsr" in result.stdout

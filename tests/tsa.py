@@ -38,8 +38,12 @@ _TSA_EXT = """basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,nonRepudiation
 extendedKeyUsage=critical,timeStamping
 """
-_ROOT_EXT = ("-addext", "basicConstraints=critical,CA:TRUE", "-addext",
-             "keyUsage=critical,keyCertSign,cRLSign")
+_ROOT_EXT = (
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+)
 # A TimeStampResp whose PKIStatusInfo is rejection (2), and nothing else.
 _REJECTION = bytes.fromhex("3005300302 0102".replace(" ", ""))
 
@@ -60,12 +64,39 @@ def _openssl(*args: str, cwd: Path) -> None:
 
 
 def _tsa(folder: Path, name: str, root: str) -> None:
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN=Test TSA {name}",
-             cwd=folder)
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{root}.pem", "-CAkey", f"{root}.key",
-             "-CAcreateserial", "-out", f"{name}.pem", "-days", "3650", "-extfile", "tsa.ext",
-             cwd=folder)
+    _openssl(
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.csr",
+        "-subj",
+        f"/CN=Test TSA {name}",
+        cwd=folder,
+    )
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        f"{root}.pem",
+        "-CAkey",
+        f"{root}.key",
+        "-CAcreateserial",
+        "-out",
+        f"{name}.pem",
+        "-days",
+        "3650",
+        "-extfile",
+        "tsa.ext",
+        cwd=folder,
+    )
 
 
 def _config(folder: Path, name: str, cert: str, *, chain: str | None) -> None:
@@ -85,9 +116,25 @@ def make_pki(folder: Path) -> Pki:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "tsa.ext").write_text(_TSA_EXT)
     for root, cn in (("root", "Test TSA Root"), ("rogue", "Rogue TSA Root")):
-        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                 "-nodes", "-keyout", f"{root}.key", "-out", f"{root}.pem", "-days", "3650",
-                 "-subj", f"/CN={cn}", *_ROOT_EXT, cwd=folder)
+        _openssl(
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            f"{root}.key",
+            "-out",
+            f"{root}.pem",
+            "-days",
+            "3650",
+            "-subj",
+            f"/CN={cn}",
+            *_ROOT_EXT,
+            cwd=folder,
+        )
     _tsa(folder, "tsa", "root")
     _tsa(folder, "rogue-tsa", "rogue")
     (folder / "chain.pem").write_bytes(
@@ -108,13 +155,31 @@ def reply(pki: Pki, query: bytes, mode: str) -> bytes:
         if mode == "other-imprint":
             other = Path(work) / "other"
             other.write_bytes(b"something else entirely\n")
-            _openssl("ts", "-query", "-data", str(other), "-sha256", "-cert", "-out", str(q),
-                     cwd=pki.folder)
+            _openssl(
+                "ts",
+                "-query",
+                "-data",
+                str(other),
+                "-sha256",
+                "-cert",
+                "-out",
+                str(q),
+                cwd=pki.folder,
+            )
         else:
             q.write_bytes(query)
         conf = {"untrusted": "rogue", "leaf": "leaf"}.get(mode, "good")
-        _openssl("ts", "-reply", "-config", f"{conf}.cnf", "-queryfile", str(q), "-out",
-                 str(r), cwd=pki.folder)
+        _openssl(
+            "ts",
+            "-reply",
+            "-config",
+            f"{conf}.cnf",
+            "-queryfile",
+            str(q),
+            "-out",
+            str(r),
+            cwd=pki.folder,
+        )
         der = r.read_bytes()
     if mode == "broken-signature":
         der = der[:-1] + bytes([der[-1] ^ 0x01])

@@ -383,9 +383,7 @@ class Recorder:
         headers = {k.lower(): v.strip() for k, v in exchange.response_headers}
         declared = headers.get("content-length", "")
         return (
-            declared.isdigit()
-            and "content-encoding" not in headers
-            and received == int(declared)
+            declared.isdigit() and "content-encoding" not in headers and received == int(declared)
         )
 
     def _on_paused(self, params: dict[str, Any]) -> None:
