@@ -345,23 +345,29 @@ async def _read_signals(run: PageRun) -> tuple[dict[str, Any] | None, str]:
         except (PageScriptError, TimeoutError) as exc:
             problem = first_line(exc) if str(exc) else "timed out"
             # Most often the page is moving on (a meta refresh): read it once it has.
-            await _wait_for_load(run, max(0.2, min(2.0, deadline - time.monotonic())))
+            await _before_reading_again(run, deadline)
             continue
         if isinstance(answer, dict):
             if not answer.get("unparsed"):
                 return answer, ""
             problem, seen_unparsed = unparsed, True
-            waited = time.monotonic()
-            await _wait_for_load(run, max(0.2, min(2.0, deadline - time.monotonic())))
-            if time.monotonic() - waited < 0.2:
-                # That wait ends at once past the load deadline, or after a load event the
-                # page has since undone (document.open): read again, but not in a spin.
-                await asyncio.sleep(max(0.0, min(0.2, deadline - time.monotonic())))
+            await _before_reading_again(run, deadline)
             continue
         problem = f"the page gave no answer ({type(answer).__name__})"
     if seen_unparsed and problem != unparsed:
         problem = f"{unparsed}; then {problem}"
     return None, problem
+
+
+async def _before_reading_again(run: PageRun, deadline: float) -> None:
+    """Wait for the page's (next) load event, bounded, and at least 0.2 s: that wait ends
+    at once past the load deadline, or after a load event the page has since undone
+    (document.open), and a page that answers at once with an error must not be read
+    again in a spin."""
+    waited = time.monotonic()
+    await _wait_for_load(run, max(0.2, min(2.0, deadline - time.monotonic())))
+    if time.monotonic() - waited < 0.2:
+        await asyncio.sleep(max(0.0, min(0.2, deadline - time.monotonic())))
 
 
 def _judge_document(run: PageRun, document: Exchange, chain: tuple[str, ...], t: str) -> None:
