@@ -58,7 +58,7 @@ def test_captures_share_one_browser_launch_each_in_a_fresh_context(
     options = CaptureOptions(allow_private_network=True)
     paths = ("/post/1", "/post/1", "/returning-visitor", "/returning-visitor")
 
-    async def capture_all() -> tuple[list[CaptureReport], int]:
+    async def capture_all() -> tuple[list[CaptureReport], int, int]:
         async with CaptureSession(browser) as session:
             reports = [
                 await capture_into_case(
@@ -66,11 +66,23 @@ def test_captures_share_one_browser_launch_each_in_a_fresh_context(
                 )
                 for path in paths
             ]
-            return reports, session.launches
+            return reports, session.launches, session.robots_pages
 
-    reports, launches = asyncio.run(capture_all())
+    reports, launches, robots_pages = asyncio.run(capture_all())
 
     assert launches == 1, "one browser launch served every capture"
+    # One page for robots.txt served every capture, each fetching it afresh, and none
+    # sending back the cookie an earlier answer set.
+    assert robots_pages == 1
+    for report in reports:
+        records = read_warc(report.warc)
+        (robots,) = responses(records, "/robots.txt")
+        assert robots.http_header("Set-Cookie") == "robots-seen=yes; Path=/; Max-Age=3600"
+        assert robots.headers["WARC-Date"] >= _provenance(report)["capture_started"]
+        (asked,) = [r for r in records if r.type == "request" and r.uri.endswith("/robots.txt")]
+        assert asked.headers["X-Osint-Capture-Request-Headers"] == "network"
+        assert asked.http_header("Cookie") is None
+        assert asked.http_header("Cache-Control") == "no-cache"  # never from the cache
     assert len({r.item_id for r in reports}) == len(paths)
     log = store.case_dir(CASE) / "custody.jsonl"
     for number, report in enumerate(reports):

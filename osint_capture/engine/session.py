@@ -53,7 +53,7 @@ from osint_capture.engine.model import (
 )
 from osint_capture.engine.pagerun import PageRun, ms
 from osint_capture.engine.recorder import BlockedRequest, Recorder, RequestGate
-from osint_capture.engine.robotsfetch import RobotsFetch
+from osint_capture.engine.robotsfetch import RobotsFetch, RobotsTabs
 from osint_capture.engine.steps import run_page_steps
 from osint_capture.lawful.rules import AccessInspector, PageRules, RobotsPolicy, redact_url
 
@@ -78,6 +78,7 @@ class CaptureSession:
         self._launch_lock = asyncio.Lock()
         self._captures = 0
         self._user_agent = ""  # the launched browser's own, asked once per launch
+        self._robots_tabs: RobotsTabs | None = None  # of the launched browser
         self._home: Path | None = None
         self._home_cleanup = contextlib.ExitStack()
         self.launches = 0
@@ -121,6 +122,12 @@ class CaptureSession:
         """Whether a browser is running and connected; the next capture relaunches one
         when it is not (a batch uses this to tell a dead browser from a failed page)."""
         return self._browser is not None and self._browser.is_connected()
+
+    @property
+    def robots_pages(self) -> int:
+        """How many pages the launched browser has made for robots.txt (a session of
+        many captures keeps one for the next capture's)."""
+        return 0 if self._robots_tabs is None else self._robots_tabs.made
 
     async def __aexit__(
         self,
@@ -184,9 +191,10 @@ class CaptureSession:
             )
 
         context = await new_context()
+        tabs = self._robots_tabs or _robots_tabs(browser, keep=False)
         try:
             await _capture_in(
-                context, new_context, url, options, work_dir, rules, clock, result, steps, t
+                context, new_context, tabs, url, options, work_dir, rules, clock, result, steps, t
             )
         finally:
             if self._one_capture:
@@ -217,7 +225,18 @@ class CaptureSession:
             self.launches += 1
             self._captures = 0
             self._user_agent = await _user_agent_of(self._browser)
+            self._robots_tabs = _robots_tabs(self._browser, keep=not self._one_capture)
             return self._browser
+
+
+def _robots_tabs(browser: Browser, *, keep: bool) -> RobotsTabs:
+    """Pages for robots.txt on ``browser``, kept from one capture to the next with
+    ``keep`` (a session of many captures), each in a context of its own."""
+
+    async def new_context() -> BrowserContext:
+        return await browser.new_context(accept_downloads=False, service_workers="block")
+
+    return RobotsTabs(new_context, keep=keep)
 
 
 async def _user_agent_of(browser: Browser) -> str:
@@ -239,6 +258,7 @@ async def _user_agent_of(browser: Browser) -> str:
 async def _capture_in(
     context: BrowserContext,
     new_context: Callable[[], Awaitable[BrowserContext]],
+    tabs: RobotsTabs,
     url: str,
     options: CaptureOptions,
     work_dir: Path,
@@ -254,7 +274,7 @@ async def _capture_in(
         # Beside the page, in a context of its own. Its verdict comes before the page
         # under --respect-robots: begun at once; otherwise by its step, once the page is
         # made, so that the two contexts' pages are not made at once (see RobotsFetch).
-        robots = RobotsFetch(new_context, url, work_dir, rules.gate, clock)
+        robots = RobotsFetch(tabs, url, work_dir, rules.gate, clock)
         if options.respect_robots:
             robots.start()
     try:

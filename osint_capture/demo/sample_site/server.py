@@ -1290,7 +1290,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _robots(self, query: _Query) -> None:
         answer = self.server.robots
         if answer is None:
-            self._send(HTTPStatus.OK, ROBOTS_TXT.encode("ascii"), "text/plain; charset=utf-8")
+            # A cookie, as many sites set on every answer: no later robots.txt fetch of a
+            # batch may send it back.
+            cookie = [("Set-Cookie", "robots-seen=yes; Path=/; Max-Age=3600")]
+            body = ROBOTS_TXT.encode("ascii")
+            self._send(HTTPStatus.OK, body, "text/plain; charset=utf-8", headers=cookie)
             return
         status, body = answer
         self._send(status, body, "text/plain; charset=utf-8")
