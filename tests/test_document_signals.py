@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -87,12 +88,12 @@ SIGN_IN = (
 
 
 def _judged_as_received(
-    tmp_path: Path, html: str, *, complete: bool, truncated: str | None = None
+    tmp_path: Path, html: str, *, whole_needed: bool = True, **document: Any
 ) -> EngineResult:
     """``steps._judge_document`` on a document the recorder holds as given."""
     body = tmp_path / "document"
     body.write_text(html, encoding="utf-8")
-    document = Exchange(
+    exchange = Exchange(
         0,
         "1",
         URL,
@@ -104,12 +105,17 @@ def _judged_as_received(
         status=200,
         body_path=body,
         body_size=body.stat().st_size,
-        complete=complete,
-        truncated=truncated,
+        **document,
     )
     result = EngineResult(requested_url=URL, started="2026-12-01T00:00:00.000000Z")
     run = SimpleNamespace(rules=PageRules(inspector=inspect_page), steps=StepLog(result))
-    steps._judge_document(run, document, (URL,), "2026-12-01T00:00:01.000000Z")  # type: ignore[arg-type]
+    steps._judge_document(
+        run,  # type: ignore[arg-type]
+        exchange,
+        (URL,),
+        "2026-12-01T00:00:01.000000Z",
+        whole_needed=whole_needed,
+    )
     return result
 
 
@@ -139,7 +145,30 @@ def test_invalid_a_document_not_received_whole_is_not_kept(
     assert "not received whole" in caught.value.message and said in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("how", "whole_needed", "document"),
+    [
+        ("cut-by-the-size-limit", True, {"truncated": "length"}),
+        ("abandoned-as-the-page-moved-on", True, {"truncated": "disconnect", "canceled": True}),
+        ("a-file-withheld-from-the-browser", True, {"withheld": "a video/mp4 of 9 bytes"}),
+        ("struck-by-a-crash", False, {"truncated": "time"}),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_valid_a_document_not_whole_for_a_known_reason_is_kept(
+    tmp_path: Path, how: str, whole_needed: bool, document: dict[str, Any]
+) -> None:
+    # Our own limit, a navigation the page made, a file, a crash: each is said elsewhere
+    # (partial reasons, the next document's check, the crash), and what arrived is kept.
+    result = _judged_as_received(
+        tmp_path, f"<body>{ARTICLE[:200]}", whole_needed=whole_needed, **document
+    )
+    assert result.steps == []
+
+
 def test_invalid_a_wall_in_what_arrived_is_refused_even_when_cut(tmp_path: Path) -> None:
     with pytest.raises(Refused) as caught:
         _judged_as_received(tmp_path, SIGN_IN, complete=False, truncated="time")
+    with pytest.raises(Refused):  # after a crash too
+        _judged_as_received(tmp_path, SIGN_IN, whole_needed=False, truncated="time")
     assert "password form" in caught.value.message

@@ -433,7 +433,13 @@ def test_warc_of_the_wrong_size_is_still_checked_by_step_6(tmp_path: Path, signe
 
 @pytest.mark.parametrize(
     ("kind", "level"),
-    [("random", 0), ("one-zero-byte-in-four", 1), ("text", 6), ("tiny", 6)],
+    [
+        ("random", 0),
+        ("one-zero-byte-in-four", 1),
+        ("text", 6),
+        ("tiny", 6),
+        ("video-with-its-index-first", 0),
+    ],
 )
 def test_each_record_is_deflated_at_the_level_its_body_deserves(
     tmp_path: Path, kind: str, level: int
@@ -446,6 +452,8 @@ def test_each_record_is_deflated_at_the_level_its_body_deserves(
         "one-zero-byte-in-four": bytes(b if i % 4 else 0 for i, b in enumerate(random)),
         "text": b"The footbridge over the river stays open through the winter. " * 4000,
         "tiny": b"ok",
+        # An MP4 made for streaming starts with its index (the moov box), which compresses.
+        "video-with-its-index-first": b"moov" * 40_000 + os.urandom(1024 * 1024),
     }[kind]
     path = tmp_path / "body"
     path.write_bytes(body)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from playwright.async_api import BrowserContext, Page
+from playwright.async_api import Page
 
 from osint_capture.engine.exchange import Exchange
 from osint_capture.engine.model import CaptureOptions, Clock, EngineResult, StepLog
@@ -35,10 +35,9 @@ class PageRun:
     """The page under capture, its recorder, the rules, the clock and what was found.
 
     ``main`` is the page's own document once ``navigate`` has it; ``load_fired`` and
-    ``settle_started`` carry the load event from ``access-check`` to ``settle``;
-    ``new_context`` makes a fresh browser context for what is fetched beside the page
-    (robots.txt), whose exchanges go to ``aside_exchanges``; ``crashed`` says why the
-    browser or the page's renderer is gone, once it is.
+    ``settle_started`` carry the load event from ``access-check`` to ``settle``; what
+    is fetched beside the page (robots.txt) puts its exchanges in ``aside_exchanges``;
+    ``crashed`` says why the browser or the page's renderer is gone, once it is.
     """
 
     page: Page
@@ -51,13 +50,12 @@ class PageRun:
     result: EngineResult
     steps: StepLog
     work_dir: Path
-    new_context: Callable[[], Awaitable[BrowserContext]]
     main: Exchange | None = None
     aside_exchanges: list[Exchange] = field(default_factory=list)
     crashed: str | None = None
     closing: bool = False  # the capture is closing the page itself: no crash
     crash_event: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-    # robots.txt, fetched beside the page from the start (``robots-txt`` takes it), and
+    # robots.txt, fetched beside the page (``robots-txt`` starts it and takes it), and
     # what must still run once the steps are done (its record, when it was not awaited).
     robots_fetch: RobotsFetch | None = None
     after_steps: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

@@ -246,8 +246,8 @@ async def _fetch(
                     cdp, work_dir / ".bodies" / "robots", size_limit=_ROBOTS_KEEP, gate=gate
                 )
                 await recorder.start()
-                # A kept page would otherwise answer the next fetch from its cache.
-                await cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+                if tabs.keep:  # a kept page would otherwise answer the next from its cache
+                    await cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
                 try:
                     try:
                         left = max(0.5, deadline - time.monotonic())
@@ -266,7 +266,10 @@ async def _fetch(
                     await recorder.stop()
                     recorder.apply_sent_headers()
             finally:
-                if tab.reusable:
+                # Not kept unless let go of: a cancel during the detach must not put back
+                # a page whose session may still hold its requests.
+                kept, tab.reusable = tab.reusable, False
+                if kept:
                     tab.reusable = await _detached(cdp)
                 # else: closing its context ends the session (a detach after Chromium's
                 # error page was once never answered)

@@ -181,21 +181,17 @@ class CaptureSession:
         result.browser_version = browser.version
         result.user_agent = self._user_agent
 
-        async def new_context() -> BrowserContext:
-            return await browser.new_context(
-                viewport={"width": options.viewport_width, "height": options.viewport_height},
-                accept_downloads=False,
-                service_workers="block",
-                ignore_https_errors=False,
-                java_script_enabled=True,
-            )
-
-        context = await new_context()
-        tabs = self._robots_tabs or _robots_tabs(browser, keep=False)
+        context = await browser.new_context(
+            viewport={"width": options.viewport_width, "height": options.viewport_height},
+            accept_downloads=False,
+            service_workers="block",
+            ignore_https_errors=False,
+            java_script_enabled=True,
+        )
+        tabs = self._robots_tabs
+        assert tabs is not None  # made with the browser
         try:
-            await _capture_in(
-                context, new_context, tabs, url, options, work_dir, rules, clock, result, steps, t
-            )
+            await _capture_in(context, tabs, url, options, work_dir, rules, clock, result, steps, t)
         finally:
             if self._one_capture:
                 self._closing = asyncio.ensure_future(self._close_browser())
@@ -257,7 +253,6 @@ async def _user_agent_of(browser: Browser) -> str:
 
 async def _capture_in(
     context: BrowserContext,
-    new_context: Callable[[], Awaitable[BrowserContext]],
     tabs: RobotsTabs,
     url: str,
     options: CaptureOptions,
@@ -280,7 +275,6 @@ async def _capture_in(
     try:
         await _page_in(
             context,
-            new_context,
             robots,
             url,
             options,
@@ -298,7 +292,6 @@ async def _capture_in(
 
 async def _page_in(
     context: BrowserContext,
-    new_context: Callable[[], Awaitable[BrowserContext]],
     robots: RobotsFetch | None,
     url: str,
     options: CaptureOptions,
@@ -334,9 +327,7 @@ async def _page_in(
         f"Chromium {result.browser_version}; a fresh browser context "
         f"(capture {result.context.launch_number} on this browser launch)",
     )
-    run = PageRun(
-        page, cdp, recorder, url, options, rules, clock, result, steps, work_dir, new_context
-    )
+    run = PageRun(page, cdp, recorder, url, options, rules, clock, result, steps, work_dir)
     run.robots_fetch = robots
     page.on("crash", lambda _page: _crashed(run, "the page's renderer crashed"))
     page.on("close", lambda _page: _crashed(run, "the page was closed (by itself or the browser)"))

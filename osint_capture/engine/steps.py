@@ -104,7 +104,7 @@ def _judge_after_crash(run: PageRun) -> None:
         return
     chain = tuple(hop["url"] for hop in run.result.redirect_chain)
     _judge_status(run, run.main, utc_now())
-    _judge_document(run, run.main, chain, utc_now())
+    _judge_document(run, run.main, chain, utc_now(), whole_needed=False)
 
 
 # -- navigate -----------------------------------------------------------------------
@@ -370,10 +370,19 @@ async def _before_reading_again(run: PageRun, deadline: float) -> None:
         await asyncio.sleep(max(0.0, min(0.2, deadline - time.monotonic())))
 
 
-def _judge_document(run: PageRun, document: Exchange, chain: tuple[str, ...], t: str) -> None:
+def _judge_document(
+    run: PageRun,
+    document: Exchange,
+    chain: tuple[str, ...],
+    t: str,
+    *,
+    whole_needed: bool = True,
+) -> None:
     """Rules 4 and 5 on the HTML as the server sent it, every form counted as shown
-    (the page itself could not be read); raises Refused for a wall, and CaptureFailed
-    when no wall shows in a document that was not received whole."""
+    (the page itself could not be read); raises Refused for a wall, and, with
+    ``whole_needed``, CaptureFailed when no wall shows in a document that was not
+    received whole (a document the page abandoned to move on, a withheld file and one cut
+    by the size limit excepted)."""
     inspector = run.rules.inspector
     if inspector is None:
         return
@@ -385,6 +394,10 @@ def _judge_document(run: PageRun, document: Exchange, chain: tuple[str, ...], t:
         refusal += " (judged on the document as received: the page could not be read)"
         run.steps.record("access-check", "failed", t, refusal)
         raise Refused(refusal)
+    if not whole_needed or document.canceled or document.withheld:
+        return  # a crash keeps what was recorded; a page that moved on is judged there
+    if document.truncated == "length":
+        return  # cut by the size limit: judged on what was kept, as the rest is
     if document.truncated is not None or not document.complete:
         # What did not arrive may be the wall: a page that hangs its renderer in the task
         # that commits it never hands the recorder its document's bytes. With neither the
@@ -623,16 +636,18 @@ async def _scroll(run: PageRun) -> None:
             new_height = int(
                 await run.evaluate(SCROLL_JS, [60, 120], timeout=max(1.0, clock.left(load=True)))
             )
+            last = rounds >= options.max_scroll_rounds
             waited = await _wait_still(
                 run,
                 time.monotonic() + min(3.0, clock.left(load=True)),
                 ignoring=before,
-                grown_past=new_height,
+                grown_past=None if last else new_height,
             )
             if waited == "grew":
                 # More to scroll already: go on at once, as a reader would; this round's
-                # requests are waited for by the next one.
-                carried, stable = before, 0
+                # requests are waited for by the next one (the last round waits for its
+                # own).
+                carried, stable, height = before, 0, new_height
                 continue
             bottom = int(await run.evaluate(AT_BOTTOM_JS, timeout=bound(clock, 5.0)))
             final_height = int(await run.evaluate(HEIGHT_JS, timeout=bound(clock, 5.0)))

@@ -85,13 +85,17 @@ def _gzip_level(body: bytes | Path) -> int:
 
     Compressing incompressible media costs ~20 ms per MiB for nothing, and level 6 on the
     sample post's 0.75 MB screenshot 36 ms to save 0.6 % more than level 1 does in 28 ms
-    (measured in docs/PERFORMANCE.md); a level-1 trial on the first 64 KiB decides.
+    (docs/PERFORMANCE.md). A level-1 trial on 64 KiB decides, taken from the middle of a
+    larger body: a video's first bytes are its index, which compresses.
     """
     if isinstance(body, Path):
         with open(body, "rb") as fh:
+            size = fh.seek(0, 2)
+            fh.seek(size // 2 - _SAMPLE // 2 if size > 2 * _SAMPLE else 0)
             sample = fh.read(_SAMPLE)
     else:
-        sample = body[:_SAMPLE]
+        start = len(body) // 2 - _SAMPLE // 2 if len(body) > 2 * _SAMPLE else 0
+        sample = body[start : start + _SAMPLE]
     if len(sample) < 4096:
         return _DEFAULT_LEVEL
     ratio = len(zlib.compress(sample, 1)) / len(sample)
