@@ -7,8 +7,8 @@ no cookie it sets reaches the page. Its verdict follows RFC 9309 (:mod:`..lawful
 and never by itself makes an item partial: what it could not fetch is recorded as such.
 
 Captures that share a browser (a batch) fetch each robots.txt afresh, but in a page kept
-for robots.txt alone (:class:`RobotsTabs`): making a context and a page for each took a
-fifth of a batch's time on 2 cores (docs/PERFORMANCE.md).
+for robots.txt alone (:class:`RobotsTabs`): making a context and a page for each took
+about a sixth of a batch's time on 2 cores (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations

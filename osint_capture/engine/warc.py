@@ -84,7 +84,7 @@ def _gzip_level(body: bytes | Path) -> int:
     1 for those that compress poorly, such as a fast-encoded PNG screenshot; else 6.
 
     Compressing incompressible media costs ~20 ms per MiB for nothing, and level 6 on the
-    sample post's 0.75 MB screenshot 36 ms to save 0.6 % more than level 1 does in 28 ms
+    sample post's 0.75 MB screenshot 36 ms to save 0.7 % more than level 1 does in 28 ms
     (docs/PERFORMANCE.md). A level-1 trial on 64 KiB decides, taken from the middle of a
     larger body: a video's first bytes are its index, which compresses.
     """
