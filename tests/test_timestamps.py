@@ -110,20 +110,13 @@ def _standalone(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _openssl_verify(tsr: Path, data: Path, pki: Pki) -> subprocess.CompletedProcess[str]:
+    """`openssl ts -verify` against the test root, the TSA's certificate supplied."""
+    return _openssl_ts_verify(tsr, data, "-CAfile", str(pki.root), "-untrusted", str(pki.tsa_cert))
+
+
+def _openssl_ts_verify(tsr: Path, data: Path, *trust: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            "openssl",
-            "ts",
-            "-verify",
-            "-in",
-            str(tsr),
-            "-data",
-            str(data),
-            "-CAfile",
-            str(pki.root),
-            "-untrusted",
-            str(pki.tsa_cert),
-        ],
+        ["openssl", "ts", "-verify", "-in", str(tsr), "-data", str(data), *trust],
         capture_output=True,
         text=True,
         timeout=60,
@@ -142,22 +135,8 @@ def test_stamped_capture_passes_openssl_ts_verify(cli: Cli, stamped: Captured, p
     assert result.returncode == 0, result.stderr
     assert "Verification: OK" in result.stdout
     # ... and the same reply refused against the rogue root.
-    rogue = subprocess.run(
-        [
-            "openssl",
-            "ts",
-            "-verify",
-            "-in",
-            str(item / STAMP),
-            "-data",
-            str(item / "manifest.json.sig"),
-            "-CAfile",
-            str(pki.rogue_root),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    rogue = _openssl_ts_verify(
+        item / STAMP, item / "manifest.json.sig", "-CAfile", str(pki.rogue_root)
     )
     assert rogue.returncode != 0
 
