@@ -136,7 +136,8 @@ class RobotsTabs:
         with its context (also when the fetch fails or is cancelled)."""
         tab = await self._take()
         try:
-            await tab.context.clear_cookies()
+            if tab.used:  # a new context has none
+                await tab.context.clear_cookies()
             yield tab
         finally:
             if self.keep and tab.reusable and not tab.page.is_closed():
@@ -149,7 +150,7 @@ class RobotsTabs:
         while self._idle:
             context, page = self._idle.pop()
             if not page.is_closed():
-                return _Tab(context, page)
+                return _Tab(context, page, used=True)
         making = asyncio.ensure_future(self._new_context())
         try:
             context = await asyncio.shield(making)
@@ -172,6 +173,7 @@ class RobotsTabs:
 class _Tab:
     context: BrowserContext
     page: Page
+    used: bool = False  # by an earlier fetch
     reusable: bool = False  # set by a fetch that ended cleanly, on about:blank
 
 
