@@ -1,8 +1,12 @@
 #!/bin/sh
 # Install a Chromium that Playwright can drive.
 #   1. Playwright's own download (`playwright install chromium`), the normal path.
-#   2. Where that cannot download (closed networks), the distribution's package:
-#      Debian/Ubuntu `chromium` (binary /usr/lib/chromium/chromium).
+#   2. Where that cannot download (closed networks), the distribution's packages:
+#      Debian's `chromium-headless-shell` (binary /usr/lib/chromium/chromium-headless-shell),
+#      else Debian/Ubuntu `chromium` (binary /usr/lib/chromium/chromium).
+#      The headless shell is what Playwright itself runs headless from its own download:
+#      the engine without the desktop browser around it, several times quicker to open
+#      a page and take a screenshot (docs/PERFORMANCE.md).
 # Also installs libnss3-tools (certutil), which the HTTPS tests use to trust a throwaway CA,
 # and a colour emoji font so screenshots show emoji.
 set -u
@@ -25,6 +29,9 @@ if "$venv/bin/playwright" install chromium >/dev/null 2>&1; then
     exit 0
 fi
 echo "browser: Playwright could not download Chromium; using the distribution's package" >&2
+shell=/usr/lib/chromium/chromium-headless-shell
+[ -x "$shell" ] || apt_install chromium-headless-shell || echo "note: no chromium-headless-shell package; trying chromium" >&2
+if [ -x "$shell" ]; then echo "browser: $shell"; exit 0; fi
 for b in /usr/lib/chromium/chromium /usr/lib/chromium-browser/chromium-browser; do
     if [ -x "$b" ]; then echo "browser: $b"; exit 0; fi
 done

@@ -62,6 +62,14 @@ class Outcome:
         value: dict[str, Any] = self.manifest()["provenance"]
         return value
 
+    def in_headless_shell(self) -> bool:
+        """Whether the capture ran in Chromium's headless shell (what Playwright launches
+        headless from its own download, or Debian's ``chromium-headless-shell``) rather
+        than the whole browser run headless: the shell has no PDF viewer and no error
+        pages of its own, so a PDF becomes a download and an empty 404 a blank page."""
+        executable = str(self.provenance()["browser"]["executable"])
+        return executable == "playwright-bundled" or "headless-shell" in Path(executable).name
+
     def steps(self) -> dict[str, dict[str, Any]]:
         return {s["name"]: s for s in self.provenance()["steps"]}
 

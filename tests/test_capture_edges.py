@@ -300,3 +300,35 @@ def test_browser_override_that_does_not_exist(cli: Cli, site: SampleSite) -> Non
     assert proc.returncode == 2
     assert "/nonexistent/chromium" in proc.stderr
     assert os.path.exists(cli.home / case_id)
+
+
+# The default browser on a machine with Playwright's download or Debian's
+# chromium-headless-shell is the headless shell; the whole browser, run headless, shows
+# a PDF in its viewer and an empty 404 as an error page of its own (see
+# tests/test_capture_robustness.py for the shell's side of both).
+_WHOLE_BROWSER = Path("/usr/lib/chromium/chromium")
+
+
+@pytest.mark.skipif(not _WHOLE_BROWSER.is_file(), reason="Debian's chromium is not installed")
+def test_the_whole_browser_shows_a_pdf_in_its_viewer_and_an_empty_404_as_its_error_page(
+    cli: Cli, site: SampleSite
+) -> None:
+    case_id = cli.new_case()
+    proc, data = cli.capture(
+        site.url("/robust/document.pdf"), case_id, "--browser", str(_WHOLE_BROWSER)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert data is not None and data["status"] == "complete", data
+    provenance = _manifest(data)["provenance"]
+    assert provenance["browser"]["executable"] == str(_WHOLE_BROWSER)
+    (pdf,) = responses(read_warc(Path(data["warc"])), site.url("/robust/document.pdf"))
+    assert pdf.body.startswith(b"%PDF-1.4")
+    assert data["screenshot"] and Path(data["screenshot"]).stat().st_size > 0
+
+    proc, data = cli.capture(site.url("/robust/deleted"), case_id, "--browser", str(_WHOLE_BROWSER))
+    assert proc.returncode == 0, proc.stderr
+    assert data is not None and data["status"] == "complete", data
+    provenance = _manifest(data)["provenance"]
+    assert provenance["http_status"] == 404 and provenance["browser_error_page"] is True
+    navigate = {s["name"]: s for s in provenance["steps"]}["navigate"]
+    assert "own error page" in navigate["detail"]

@@ -5,9 +5,17 @@ Lookup order (first hit wins):
 1. ``--browser PATH`` on the command line, or the environment variable
    ``OSINT_CAPTURE_BROWSER``;
 2. the Chromium that ``playwright install chromium`` downloaded, when present;
-3. the distribution's Chromium: ``/usr/lib/chromium/chromium`` (Debian),
-   ``/usr/lib/chromium-browser/chromium-browser`` (Ubuntu), then ``chromium``,
-   ``chromium-browser``, ``google-chrome`` on ``PATH``.
+3. the distribution's Chromium: Debian's headless shell
+   ``/usr/lib/chromium/chromium-headless-shell`` (package ``chromium-headless-shell``),
+   then ``/usr/lib/chromium/chromium`` (Debian),
+   ``/usr/lib/chromium-browser/chromium-browser`` (Ubuntu), then
+   ``chromium-headless-shell``, ``chromium``, ``chromium-browser``, ``google-chrome`` on
+   ``PATH``.
+
+The headless shell comes first because it is what Playwright itself launches for a
+headless Chromium when its own download is installed: the same engine without the
+desktop browser around it, which makes a new context, a page and a screenshot several
+times cheaper (docs/PERFORMANCE.md). Captures always run headless.
 
 ``/usr/bin/chromium`` on Debian is a wrapper script that adds flags of its own,
 so the real binary under ``/usr/lib`` is preferred.
@@ -50,10 +58,17 @@ __all__ = [
 BROWSER_ENV = "OSINT_CAPTURE_BROWSER"
 
 _DISTRIBUTION_PATHS = (
+    "/usr/lib/chromium/chromium-headless-shell",
     "/usr/lib/chromium/chromium",
     "/usr/lib/chromium-browser/chromium-browser",
 )
-_PATH_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+_PATH_NAMES = (
+    "chromium-headless-shell",
+    "chromium",
+    "chromium-browser",
+    "google-chrome",
+    "google-chrome-stable",
+)
 
 
 @dataclass(frozen=True)

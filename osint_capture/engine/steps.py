@@ -54,6 +54,10 @@ _MAX_429_ATTEMPTS = 3
 _WITHHELD_SKIP = "the page is a file kept in the WARC"
 # What Playwright says when Chromium shows its own page for an error status with no body.
 _EMPTY_ERROR = "ERR_HTTP_RESPONSE_CODE_FAILURE"
+# Playwright's word for a navigation the browser turned into a download.
+_DOWNLOAD = "Download is starting"
+# How a document the browser would only download is described (``Exchange.withheld``).
+_DOWNLOADED = "a file this browser downloads instead of showing"
 _ACCESS_CHECK_TIME = 10.0
 
 
@@ -160,6 +164,13 @@ async def _load(run: PageRun, t: str, first_new: int) -> tuple[Exchange, bool]:
             # A file kept in the WARC; the browser was deliberately not shown it, so its
             # navigation "failed". Not a failed capture.
             return wall, True
+        if wall is not None and _DOWNLOAD in message and wall.body_path is not None:
+            # A type this browser has no viewer for (the headless shell has none for
+            # PDF): it turned the page into a download, which is refused. The server's
+            # bytes were read whole while the response was paused; they are the
+            # evidence, with nothing rendered in their place.
+            wall.withheld = wall.withheld or f"{_DOWNLOADED} ({wall.mime_type or 'no type'})"
+            return wall, True
         if wall is not None and wall.status >= 400 and _EMPTY_ERROR in message:
             # The server answered (a deleted post: 404 with an empty body) and Chromium
             # shows its own error page for it: that answer is the evidence. The status
@@ -209,9 +220,14 @@ def _record_main(run: PageRun, main: Exchange, first_new: int, attempts: int, t:
     run.main = result.main_exchange = main
     if main.withheld:
         kept = "kept whole" if main.truncated is None else "kept up to the size limit"
+        shown = (
+            "the browser shows no page for it (downloads are refused)"
+            if main.withheld.startswith(_DOWNLOADED)
+            else "not handed to the browser to keep memory bounded"
+        )
         result.partial_reasons.append(
             f"the page itself is {main.withheld}: {kept} in the WARC "
-            f"({main.body_size} bytes), not handed to the browser to keep memory bounded, "
+            f"({main.body_size} bytes), {shown}, "
             "so there is no screenshot, PDF or rendered text of it"
         )
     result.redirect_chain = _chain_of(
