@@ -237,16 +237,20 @@ def capture_setup(
     tsa: list[str] | None,
     tsa_cert: list[Path] | None,
     tsa_timeout: float,
+    *,
+    report_leftovers: bool = True,
 ) -> tuple[EvidenceStore, TsaConfig | None, Signer, BrowserChoice | None]:
     """What `capture` and `capture-batch` check before any browser starts, in this
-    order: the case, the TSA options, the signing key; then leftovers are reported."""
+    order: the case, the TSA options, the signing key; then leftovers are reported,
+    unless ``report_leftovers`` is off and the caller reports them itself."""
     from osint_capture.engine.browser import explicit_browser
 
     store = evidence_store()
     store.get_case(case)  # a missing case is a usage error before anything else
     tsa_config = tsa_from_options(tsa, tsa_cert, tsa_timeout)
     signer = operator_signer()  # no key: stop before the browser starts
-    _report_leftovers(store, case)
+    if report_leftovers:
+        _report_leftovers(store, case)
     # A browser named is checked now; otherwise the capture's session finds one with
     # the Playwright driver it starts anyway (asking a driver of its own costs ~0.8 s).
     return store, tsa_config, signer, explicit_browser(browser)
@@ -305,9 +309,14 @@ def capture(
         viewport_height=height,
         settle_timeout=settle_timeout,
     )
-    store, tsa_config, signer, choice = capture_setup(case, browser, tsa, tsa_cert, tsa_timeout)
+    # Leftovers are reported in prepare: reading the whole custody log (longer as the
+    # case grows) need not hold up the driver's start.
+    store, tsa_config, signer, choice = capture_setup(
+        case, browser, tsa, tsa_cert, tsa_timeout, report_leftovers=False
+    )
 
     def prepare() -> Callable[[CaptureSession], Awaitable[CaptureReport]]:
+        _report_leftovers(store, case)
         # Imported here: in run_on_session's thread, while Playwright's driver starts (or,
         # for a URL refused on sight, before anything of Playwright is imported at all).
         from osint_capture.capture import prepare_capture

@@ -73,10 +73,12 @@ def tsa_from_options(
     """The TSAs from ``--tsa``/``--tsa-cert``, else ``OSINT_CAPTURE_TSA`` (URLs separated
     by spaces) and ``OSINT_CAPTURE_TSA_CERTS`` (PEM files separated by ``:``, as in PATH).
     None when neither names a TSA: then nothing is sent anywhere."""
-    from cases.timestamping import tsa_config
-
     chosen = list(urls or ()) or os.environ.get("OSINT_CAPTURE_TSA", "").split()
     files: list[str | Path] = list(certs or ())
     if not files:
         files = [p for p in os.environ.get("OSINT_CAPTURE_TSA_CERTS", "").split(os.pathsep) if p]
+    if not files and not any(url.strip() for url in chosen):
+        return None  # as tsa_config says, without importing it before every capture
+    from cases.timestamping import tsa_config
+
     return tsa_config(chosen, files, timeout_s)
