@@ -77,6 +77,8 @@ class BrowserChoice:
 
     executable: Path | None  # None: Playwright's bundled Chromium, launched by Playwright itself
     source: str  # "option", "environment", "playwright", "distribution"
+    # What ``--version`` printed; "unknown" when it could not say; "" when not asked (a
+    # capture session records the launched browser's own version instead).
     version: str
 
 
@@ -186,11 +188,13 @@ def find_browser(
     *,
     version_timeout: float = _VERSION_TIMEOUT,
     bundled_path: str | None = None,
+    versioned: bool = True,
 ) -> BrowserChoice:
     """Return the browser to use, following the documented lookup order.
 
     The version is what ``<browser> --version`` prints within ``version_timeout``
-    seconds, else ``"unknown"``; nothing that command starts is left running.
+    seconds, else ``"unknown"``; nothing that command starts is left running. Without
+    ``versioned`` it is not asked (``""``) of a browser found, as opposed to named.
     ``bundled_path`` is where a running Playwright driver says its own Chromium would
     be; without it a driver is started to ask.
 
@@ -200,19 +204,21 @@ def find_browser(
     explicit = explicit_browser(option, version_timeout=version_timeout)
     if explicit is not None:
         return explicit
+
+    def version(path: Path) -> str:
+        return _binary_version(path, version_timeout) if versioned else ""
+
     bundled = _playwright_chromium() if bundled_path is None else _usable(bundled_path)
     if bundled is not None:
-        return BrowserChoice(bundled, "playwright", _binary_version(bundled, version_timeout))
+        return BrowserChoice(bundled, "playwright", version(bundled))
     for candidate in _DISTRIBUTION_PATHS:
         path = Path(candidate)
         if path.is_file() and os.access(path, os.X_OK):
-            return BrowserChoice(path, "distribution", _binary_version(path, version_timeout))
+            return BrowserChoice(path, "distribution", version(path))
     for name in _PATH_NAMES:
         found = shutil.which(name)
         if found:
-            return BrowserChoice(
-                Path(found), "distribution", _binary_version(Path(found), version_timeout)
-            )
+            return BrowserChoice(Path(found), "distribution", version(Path(found)))
     raise UsageError(
         "no Chromium found",
         hint="run `make install`, `playwright install chromium`, or `apt-get install chromium`; "

@@ -100,7 +100,10 @@ class CaptureSession:
                 self._playwright = await async_playwright().start()
             if self._choice is None:
                 bundled = self._playwright.chromium.executable_path
-                self._choice = await asyncio.to_thread(find_browser, bundled_path=bundled)
+                # Not `--version` (~35 ms before the launch): the launched browser says.
+                self._choice = await asyncio.to_thread(
+                    find_browser, bundled_path=bundled, versioned=False
+                )
         except BaseException:
             if self._playwright is not None:
                 await self._playwright.stop()
