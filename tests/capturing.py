@@ -68,7 +68,8 @@ class Outcome:
         than the whole browser run headless: the shell has no PDF viewer and no error
         pages of its own, so a PDF becomes a download and an empty 404 a blank page."""
         executable = str(self.provenance()["browser"]["executable"])
-        return executable == "playwright-bundled" or "headless-shell" in Path(executable).name
+        name = Path(executable).name.replace("_", "-")  # headless_shell: older Playwright
+        return executable == "playwright-bundled" or name.endswith("headless-shell")
 
     def steps(self) -> dict[str, dict[str, Any]]:
         return {s["name"]: s for s in self.provenance()["steps"]}

@@ -192,3 +192,35 @@ def test_browser_hanging_on_launch_is_stopped_within_the_bound(
     assert profiles, launches[0]
     assert not Path(profiles[0]).exists()
     print(f"hanging launch: doctor took {elapsed:.1f} s (bound {bound} s)")
+
+
+def _fake_binary(path: Path) -> Path:
+    path.parent.mkdir(parents=True)
+    path.write_text("#!/bin/sh\necho Chromium 1.2.3\n")
+    path.chmod(0o755)
+    return path
+
+
+@pytest.mark.parametrize(
+    "shell",
+    [
+        "chromium_headless_shell-1255/chrome-headless-shell-linux64/chrome-headless-shell",
+        "chromium_headless_shell-1255/chrome-linux/headless_shell",  # older Playwright
+    ],
+)
+def test_playwrights_download_is_launched_as_its_headless_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shell: str
+) -> None:
+    monkeypatch.delenv(BROWSER_ENV, raising=False)
+    whole = _fake_binary(tmp_path / "chromium-1255" / "chrome-linux64" / "chrome")
+    _fake_binary(tmp_path / "chromium_headless_shell-1254" / "x" / "chrome-headless-shell")
+    # Without the shell (`playwright install --no-shell`): the whole browser.
+    choice = find_browser(bundled_path=str(whole))
+    assert (choice.executable, choice.source, choice.version) == (
+        whole,
+        "playwright",
+        "Chromium 1.2.3",
+    )
+    expected = _fake_binary(tmp_path / shell)  # the same revision as the browser
+    choice = find_browser(bundled_path=str(whole), versioned=False)
+    assert (choice.executable, choice.source, choice.version) == (expected, "playwright", "")

@@ -4,7 +4,9 @@ Lookup order (first hit wins):
 
 1. ``--browser PATH`` on the command line, or the environment variable
    ``OSINT_CAPTURE_BROWSER``;
-2. the Chromium that ``playwright install chromium`` downloaded, when present;
+2. the Chromium that ``playwright install chromium`` downloaded, when present: its
+   headless shell where that was downloaded too (as it is by default), else the
+   whole browser;
 3. the distribution's Chromium: Debian's headless shell
    ``/usr/lib/chromium/chromium-headless-shell`` (package ``chromium-headless-shell``),
    then ``/usr/lib/chromium/chromium`` (Debian),
@@ -93,6 +95,30 @@ def _playwright_chromium() -> Path | None:
             return _usable(p.chromium.executable_path)
     except Exception:
         return None
+
+
+# The headless shell's file name: Chrome for Testing's, and older Playwright builds'.
+_SHELL_NAMES = ("chrome-headless-shell", "headless_shell")
+
+
+def _playwright_headless_shell(chromium: Path) -> Path | None:
+    """The headless shell ``playwright install chromium`` downloads beside its Chromium
+    (the same revision): what Playwright itself launches headless. None if absent.
+
+    Playwright names only the whole browser's path; the shell lies beside it in the
+    same registry, ``chromium-REV/...`` and ``chromium_headless_shell-REV/DIR/NAME``.
+    """
+    for folder in chromium.parents:
+        if folder.name.startswith("chromium-"):
+            revision = folder.name.removeprefix("chromium-")
+            shell_dir = folder.parent / f"chromium_headless_shell-{revision}"
+            for name in _SHELL_NAMES:
+                for suffix in ("", ".exe"):
+                    for candidate in sorted(shell_dir.glob(f"*/{name}{suffix}")):
+                        if _usable(str(candidate)):
+                            return candidate
+            return None
+    return None
 
 
 def _usable(path: str) -> Path | None:
@@ -210,6 +236,7 @@ def find_browser(
 
     bundled = _playwright_chromium() if bundled_path is None else _usable(bundled_path)
     if bundled is not None:
+        bundled = _playwright_headless_shell(bundled) or bundled
         return BrowserChoice(bundled, "playwright", version(bundled))
     for candidate in _DISTRIBUTION_PATHS:
         path = Path(candidate)
