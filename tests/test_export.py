@@ -254,6 +254,8 @@ def test_the_report_pdf_names_urls_hashes_recipient_and_custody_events(
     # Right-to-left page text is marked so in the HTML the PDF is printed from.
     assert 'dir="auto"' in html and "مفقود" in html
     assert "Signature: ____" in certification
+    # No TSA was configured: each item says so rather than leaving the row out.
+    assert html.count("none: the item was not timestamped") == len(exported["captures"])
 
 
 def test_verify_against_the_bundle_fails_once_the_home_log_is_rolled_back(

@@ -417,6 +417,12 @@ def test_bundle_carries_a_stamped_custody_head(
         bundle.extractall(folder)
     assert "custody.head.tsr" in names
     assert f"items/{stamped.item_id}/{STAMP}" in names
+    # The report shows what the item's stamp says, as checked before export.
+    html = (folder / "report.html").read_text("utf-8")
+    row = html.split("Trusted timestamp (RFC 3161)", 1)[1].split("</tr>", 1)[0]
+    assert "genTime 20" in row and "signature verifies" in row, row
+    assert f"items/{stamped.item_id}/{STAMP}" in row
+    assert "not timestamped" not in html
     ok = _openssl_verify(folder / "custody.head.tsr", folder / "custody.head", pki)
     assert ok.returncode == 0, ok.stderr
     listed = json.loads((folder / "bundle-manifest.json").read_bytes())["files"]

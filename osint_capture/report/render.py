@@ -28,7 +28,8 @@ from cases.case import CATEGORY_DESCRIPTIONS
 from cases.export import ExportedItem, ExportView, Renderer
 from chain_of_custody.bundle_manifest import CERTIFICATION_NAME, REPORT_HTML_NAME, REPORT_PDF_NAME
 from chain_of_custody.errors import CaptureFailed
-from chain_of_custody.item import SCREENSHOT_NAME, TEXT_NAME, WARC_NAME
+from chain_of_custody.item import SCREENSHOT_NAME, STAMP_NAME, TEXT_NAME, WARC_NAME
+from chain_of_custody.verify import STAMP_STEP
 from osint_capture.engine.browser import (
     BrowserChoice,
     browser_home,
@@ -121,6 +122,8 @@ def _item(item: ExportedItem, view: ExportView) -> dict[str, Any]:
     screenshot = item.file(SCREENSHOT_NAME)
     size = _png_size(item.folder / SCREENSHOT_NAME) if screenshot else None
     events = [_event(e) for e in view.events if _concerns(e, item.item_id)]
+    # What the item's RFC 3161 stamp says, as verification before export read it.
+    stamp = next((s for s in item.checks if s.number == STAMP_STEP and s.ok), None)
     return {
         "item_id": item.item_id,
         "status": manifest.get("status", ""),
@@ -140,6 +143,8 @@ def _item(item: ExportedItem, view: ExportView) -> dict[str, Any]:
         "signer": (manifest.get("signer") or {}).get("fingerprint", ""),
         "signer_operator": (manifest.get("signer") or {}).get("operator", ""),
         "manifest_sha256": item.manifest_sha256,
+        "timestamp": stamp.detail if stamp is not None else None,
+        "stamp_file": f"items/{item.item_id}/{STAMP_NAME}",
         "created": manifest.get("created", ""),
         "title": (prov.get("page") or {}).get("title", ""),
         "text_lines": _text_excerpt(item),
