@@ -295,7 +295,8 @@ def main() -> None:
     lines += [
         f"Measured {when} with `make bench` (`benchmarks/run.py`). Machine: "
         f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}, "
-        f"{choice.version}. Load average (1, 5, 15 min) at the start "
+        f"{choice.version} (`{executable or 'Playwright bundled'}`). Load average (1, 5, 15 "
+        "min) at the start "
         f"{_load(load_before)} (other work on the machine), at the end "
         f"{_load(os.getloadavg())} (the benchmark's own browsers count in it).",
         "",
