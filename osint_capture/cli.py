@@ -241,19 +241,21 @@ def capture_setup(
     report_leftovers: bool = True,
 ) -> tuple[EvidenceStore, TsaConfig | None, Signer, BrowserChoice | None]:
     """What `capture` and `capture-batch` check before any browser starts, in this
-    order: the case, the TSA options, the signing key; then leftovers are reported,
-    unless ``report_leftovers`` is off and the caller reports them itself."""
+    order: the case, the TSA options, the signing key, the browser named (if any); then
+    leftovers are reported, unless ``report_leftovers`` is off and the caller reports
+    them itself (`capture` does, while the driver starts)."""
     from osint_capture.engine.browser import explicit_browser
 
     store = evidence_store()
     store.get_case(case)  # a missing case is a usage error before anything else
     tsa_config = tsa_from_options(tsa, tsa_cert, tsa_timeout)
     signer = operator_signer()  # no key: stop before the browser starts
-    if report_leftovers:
-        _report_leftovers(store, case)
     # A browser named is checked now; otherwise the capture's session finds one with
     # the Playwright driver it starts anyway (asking a driver of its own costs ~0.8 s).
-    return store, tsa_config, signer, explicit_browser(browser)
+    choice = explicit_browser(browser)
+    if report_leftovers:
+        _report_leftovers(store, case)
+    return store, tsa_config, signer, choice
 
 
 def _parse_viewport(text: str) -> tuple[int, int]:

@@ -103,6 +103,7 @@ PAGES: dict[str, Page] = {
     "deleted-empty-chunked": Page("/robust/deleted?chunked=1"),
     # 3. files
     "attachment": Page("/robust/attachment"),
+    "attachment-inline": Page("/robust/attachment?inline=1"),
     "direct-pdf": Page("/robust/document.pdf"),
     "direct-pdf-untyped": Page("/robust/document.pdf?untyped=1"),
     # 4. slow documents
@@ -294,6 +295,22 @@ def test_a_download_link_is_kept_in_the_warc(captured: Batch) -> None:
     assert page.http_header("Content-Disposition") is not None
     assert outcome.report is not None
     assert any("download" in reason for reason in outcome.report.partial_reasons)
+
+
+def test_a_text_type_the_browser_downloads_is_kept_whole_and_says_so(captured: Batch) -> None:
+    # text/csv with no Content-Disposition: Chromium downloads it all the same (in the
+    # whole browser and the shell), so it is read whole while paused, not streamed.
+    outcome = captured["attachment-inline"]
+    _captured_whole(outcome)
+    page = _document(outcome, "/robust/attachment")
+    assert page.http_header("Content-Disposition") is None
+    assert page.body == b"name,last seen\nJordan Avery,Pine St station\n"
+    assert "WARC-Truncated" not in page.headers
+    assert outcome.report is not None and outcome.report.status == "partial"
+    [reason] = outcome.report.partial_reasons
+    assert "a file this browser downloads instead of showing (text/csv)" in reason
+    assert "kept whole in the WARC (44 bytes)" in reason
+    assert not (outcome.item / SCREENSHOT_NAME).exists()
 
 
 @pytest.mark.parametrize("name", ["direct-pdf", "direct-pdf-untyped"])

@@ -23,7 +23,7 @@ from chain_of_custody.signing import Signer, generate_private_key
 from chain_of_custody.verify import verify_item
 from osint_capture.capture import CaptureReport, capture_into_case
 from osint_capture.demo.sample_site import SampleSite
-from osint_capture.engine.browser import BrowserChoice, find_browser
+from osint_capture.engine.browser import BROWSER_ENV, BrowserChoice, find_browser
 from osint_capture.engine.model import CaptureOptions
 from osint_capture.engine.session import CaptureSession, run_on_session
 from tests.processes import processes
@@ -174,8 +174,9 @@ def test_a_refusal_while_the_driver_starts_leaves_nothing_running(driver_cache: 
 
 
 def test_the_work_runs_on_the_started_session_and_node_caches_the_driver(
-    driver_cache: Path,
+    driver_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv(BROWSER_ENV, raising=False)  # found, not named
     before, children = dict(os.environ), _children()
 
     def prepare() -> Callable[[CaptureSession], Awaitable[tuple[BrowserChoice, bool]]]:

@@ -224,3 +224,6 @@ def test_playwrights_download_is_launched_as_its_headless_shell(
     expected = _fake_binary(tmp_path / shell)  # the same revision as the browser
     choice = find_browser(bundled_path=str(whole), versioned=False)
     assert (choice.executable, choice.source, choice.version) == (expected, "playwright", "")
+    whole.unlink()  # `playwright install --only-shell`: the shell alone
+    choice = find_browser(bundled_path=str(whole), versioned=False)
+    assert (choice.executable, choice.source) == (expected, "playwright")

@@ -917,8 +917,10 @@ def test_document_of_bounded_size_is_streamed_to_the_browser_not_withheld(
         [("Content-Type", "video/mp4"), ("Content-Length", "1000")],
         [("Content-Type", "application/pdf"), ("Content-Length", str(4 * MIB))],
         [("Content-Type", "application/pdf"), ("Content-Disposition", "inline; filename=a.pdf")],
+        # A text type Chromium downloads, though no Content-Disposition says so.
+        [("Content-Type", "text/csv; charset=utf-8"), ("Content-Length", "1000")],
     ],
-    ids=["small-video", "pdf-of-4mib", "inline-pdf"],
+    ids=["small-video", "pdf-of-4mib", "inline-pdf", "csv"],
 )
 def test_document_blink_does_not_render_itself_is_read_whole_while_paused(
     tmp_path: Path, headers: list[tuple[str, str]]

@@ -238,6 +238,14 @@ def test_tsa_down_leaves_the_item_sealed_and_awaiting(
     alone = _standalone(str(home.home / captured.case_id))
     assert alone.returncode == 0, alone.stdout
     assert "not timestamped" in alone.stdout
+    # A bundle made meanwhile says the stamp is still to come, not that none was wanted.
+    bundle = tmp_path / "awaiting.zip"
+    made = _run(home, cli.env, "export", captured.case_id, "--out", str(bundle), "--recipient", "R")
+    assert made.returncode == 0, made.stderr
+    with zipfile.ZipFile(bundle) as archive:
+        html = archive.read("report.html").decode("utf-8")
+    row = html.split("Trusted timestamp (RFC 3161)", 1)[1].split("</tr>", 1)[0]
+    assert "none yet" in row and "not timestamped" not in row, row
     done = _run(
         home,
         cli.env,

@@ -92,9 +92,10 @@ def _playwright_chromium() -> Path | None:
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as p:
-            return _usable(p.chromium.executable_path)
+            path = p.chromium.executable_path
     except Exception:
         return None
+    return _playwright_headless_shell(Path(path)) or _usable(path)
 
 
 # The headless shell's file name: Chrome for Testing's, and older Playwright builds'.
@@ -234,9 +235,13 @@ def find_browser(
     def version(path: Path) -> str:
         return _binary_version(path, version_timeout) if versioned else ""
 
-    bundled = _playwright_chromium() if bundled_path is None else _usable(bundled_path)
+    # The shell is looked for even where the whole browser is not (`--only-shell`).
+    bundled = (
+        _playwright_chromium()
+        if bundled_path is None
+        else _playwright_headless_shell(Path(bundled_path)) or _usable(bundled_path)
+    )
     if bundled is not None:
-        bundled = _playwright_headless_shell(bundled) or bundled
         return BrowserChoice(bundled, "playwright", version(bundled))
     for candidate in _DISTRIBUTION_PATHS:
         path = Path(candidate)
@@ -248,7 +253,8 @@ def find_browser(
             return BrowserChoice(Path(found), "distribution", version(Path(found)))
     raise UsageError(
         "no Chromium found",
-        hint="run `make install`, `playwright install chromium`, or `apt-get install chromium`; "
+        hint="run `make install`, `playwright install chromium`, or `apt-get install "
+        "chromium-headless-shell` (or `chromium`); "
         f"or name one with --browser PATH / {BROWSER_ENV}",
     )
 

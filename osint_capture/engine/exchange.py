@@ -17,6 +17,32 @@ __all__ = ["BlockedRequest", "BodySink", "Exchange"]
 # rather than read whole (see Recorder._stream_withheld).
 _WHOLE_DOCUMENT_LIMIT = 16 * 1024 * 1024
 _RENDERED_TYPES = ("text/", "application/xhtml", "application/xml", "image/svg", "application/json")
+# Text types Chromium downloads rather than shows (its kUnsupportedTextTypes): read whole
+# while paused, as for any type the page does not render, so the download that follows
+# leaves the whole file in the WARC.
+_DOWNLOADED_TEXT_TYPES = frozenset(
+    {
+        "text/calendar",
+        "text/x-calendar",
+        "text/x-vcalendar",
+        "text/vcalendar",
+        "text/vcard",
+        "text/x-vcard",
+        "text/directory",
+        "text/ldif",
+        "text/qif",
+        "text/x-qif",
+        "text/x-csv",
+        "text/x-vcf",
+        "text/rtf",
+        "text/comma-separated-values",
+        "text/csv",
+        "text/tab-separated-values",
+        "text/tsv",
+        "text/ofx",
+        "text/vnd.sun.j2me.app-descriptor",
+    }
+)
 
 
 @dataclass
@@ -97,7 +123,9 @@ class Exchange:
         headers = {k.lower(): v for k, v in self.response_headers}
         mime = headers.get("content-type", "").split(";")[0].strip().lower()
         # No type: Chromium sniffs it, and a sniffed PDF goes to the viewer too.
-        return mime != "" and mime.startswith(_RENDERED_TYPES)
+        return (
+            mime != "" and mime.startswith(_RENDERED_TYPES) and mime not in _DOWNLOADED_TEXT_TYPES
+        )
 
     @property
     def is_redirect(self) -> bool:

@@ -371,11 +371,16 @@ class Recorder:
             return
         self._finish_sink(network_id)
 
+    def read_whole(self, network_id: str) -> bool:
+        """Whether the body of ``network_id`` was read whole while its response was paused
+        (every byte in hand before the browser saw any), rather than streamed."""
+        return bool(self._request_info.get(network_id, {}).get("read_whole"))
+
     def _whole_by_length(self, network_id: str, exchange: Exchange, error_text: str) -> bool:
         """Every byte the server sent has arrived: read whole while paused, as many as it
         declared (Content-Length, no encoding), or none at all for an error status
         Chromium replaced by its own page (a chunked or HTTP/2 answer declares no length)."""
-        if self._request_info.get(network_id, {}).get("read_whole"):
+        if self.read_whole(network_id):
             return True
         received = self._received.get(network_id, 0)
         if "ERR_HTTP_RESPONSE_CODE_FAILURE" in error_text and received == 0:

@@ -164,12 +164,18 @@ async def _load(run: PageRun, t: str, first_new: int) -> tuple[Exchange, bool]:
             # A file kept in the WARC; the browser was deliberately not shown it, so its
             # navigation "failed". Not a failed capture.
             return wall, True
-        if wall is not None and _DOWNLOAD in message and wall.body_path is not None:
+        if (
+            wall is not None
+            and _DOWNLOAD in message
+            and wall.truncated is None
+            and run.recorder.read_whole(wall.network_id)
+        ):
             # A type this browser has no viewer for (the headless shell has none for
             # PDF): it turned the page into a download, which is refused. The server's
             # bytes were read whole while the response was paused; they are the
-            # evidence, with nothing rendered in their place.
-            wall.withheld = wall.withheld or f"{_DOWNLOADED} ({wall.mime_type or 'no type'})"
+            # evidence, with nothing rendered in their place. A download whose bytes
+            # were streamed to the browser instead is not known whole: it fails below.
+            wall.withheld = f"{_DOWNLOADED} ({wall.mime_type or 'no type'})"
             return wall, True
         if wall is not None and wall.status >= 400 and _EMPTY_ERROR in message:
             # The server answered (a deleted post: 404 with an empty body) and Chromium

@@ -144,6 +144,8 @@ def _item(item: ExportedItem, view: ExportView) -> dict[str, Any]:
         "signer_operator": (manifest.get("signer") or {}).get("operator", ""),
         "manifest_sha256": item.manifest_sha256,
         "timestamp": stamp.detail if stamp is not None else None,
+        # Asked of a TSA when sealed (the manifest says where) but not obtained yet.
+        "stamp_awaited": bool((prov.get("timestamp") or {}).get("tsa")),
         "stamp_file": f"items/{item.item_id}/{STAMP_NAME}",
         "created": manifest.get("created", ""),
         "title": (prov.get("page") or {}).get("title", ""),

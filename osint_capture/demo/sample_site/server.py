@@ -142,6 +142,7 @@ INDEX_LINKS: tuple[tuple[str, str], ...] = (
     ("/returning-visitor", "Sets a cookie and localStorage; says whether either came back"),
     ("/robust/deleted", "A deleted post: 404 with an empty body"),
     ("/robust/attachment", "A file served with Content-Disposition: attachment"),
+    ("/robust/attachment?inline=1", "The same CSV without Content-Disposition (still downloaded)"),
     ("/robust/document.pdf", "A direct link to a PDF"),
     ("/robust/drip?seconds=25", "An article whose HTML drips in for N seconds"),
     ("/robust/endless", "A document that never ends (?kind=bin: bytes)"),
@@ -1386,12 +1387,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _attachment(self, query: _Query) -> None:
         body = b"name,last seen\nJordan Avery,Pine St station\n"
-        self._send(
-            HTTPStatus.OK,
-            body,
-            "text/csv",
-            headers=[("Content-Disposition", 'attachment; filename="sightings.csv"')],
+        # ?inline=1: no Content-Disposition, and still a type the browser downloads.
+        disposition = (
+            []
+            if query.get("inline")
+            else [("Content-Disposition", 'attachment; filename="sightings.csv"')]
         )
+        self._send(HTTPStatus.OK, body, "text/csv", headers=disposition)
 
     def _pdf_document(self, query: _Query) -> None:
         if query.get("untyped"):
