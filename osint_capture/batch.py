@@ -84,6 +84,10 @@ OUTCOMES = ("captured", "partial", "skipped", "refused", "failed", "malformed")
 EXIT_PRIORITY = (EXIT_INTEGRITY, EXIT_CAPTURE_FAILED, EXIT_REFUSED, EXIT_USAGE)
 
 _MAX_CONCURRENCY = 16
+# Beyond a capture's own time limit (and its TSAs' bounds), how long it may take to seal
+# before the batch stops waiting for it: only a capture stuck on a browser that stopped
+# answering comes near it, and the batch must go on.
+_ATTEMPT_GRACE = 60.0
 _MAX_HOST_DELAY = 3600.0
 # A URL has no whitespace: "#" after whitespace starts a comment, while "#" inside a URL
 # is its fragment.
@@ -482,13 +486,23 @@ async def _attempt_on(
     """One capture on the shared session; an error is returned, never raised, with
     whether the browser it ran on died (then it is worth one more attempt)."""
     connected, launches = session.browser_connected, session.launches
+    bound = _attempt_bound(options, tsa)
+    began = asyncio.get_running_loop().time()
     try:
-        report = await capture_into_case(
-            session, store, case_id, entry.url, options, signer=signer, tsa=tsa
+        report = await asyncio.wait_for(
+            capture_into_case(session, store, case_id, entry.url, options, signer=signer, tsa=tsa),
+            bound,
         )
         return _Attempt(report=report)
+    except TimeoutError as exc:
+        error: OsintCaptureError = CaptureFailed(
+            f"the capture did not end within {bound:.0f} s, its time limit and "
+            f"{_ATTEMPT_GRACE:.0f} s more: the browser stopped answering"
+            if asyncio.get_running_loop().time() - began >= bound
+            else f"unexpected TimeoutError: {_first_line(exc)}"
+        )
     except OsintCaptureError as exc:
-        error: OsintCaptureError = exc
+        error = exc
     except OSError as exc:  # the disk: one URL's outcome, as `capture` reports it
         error = storage_error(exc)
     except PlaywrightError as exc:  # the browser went away under a call
@@ -502,6 +516,12 @@ async def _attempt_on(
     died = launched and (not session.browser_connected or session.launches > ran_on)
     # Only failures: a refusal stands (retrying it would log a second refusal).
     return _Attempt(error=error, browser_died=died and isinstance(error, CaptureFailed))
+
+
+def _attempt_bound(options: CaptureOptions, tsa: TsaConfig | None) -> float:
+    """The longest one attempt is waited for: its time limit, its TSAs' bounds, grace."""
+    stamping = tsa.timeout_s * len(tsa.urls) if tsa is not None else 0.0
+    return options.time_limit + stamping + _ATTEMPT_GRACE
 
 
 def _first_line(exc: BaseException) -> str:

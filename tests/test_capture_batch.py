@@ -23,19 +23,24 @@ from urllib.parse import urlsplit
 
 import pytest
 
+import osint_capture.batch as batch_module
+from cases.store import EvidenceStore
 from chain_of_custody.errors import CaptureFailed
+from chain_of_custody.signing import Signer, generate_private_key
 from osint_capture.batch import (
     BatchEntry,
     BatchOutcome,
     BatchSettings,
     HostScheduler,
     _Attempt,
+    _attempt_on,
     _Clock,
     _run_all,
     batch_exit_code,
     parse_batch,
 )
 from osint_capture.demo.sample_site import SampleSite
+from osint_capture.engine.model import CaptureOptions
 from tests.conftest import Cli
 from tests.processes import descendants, processes
 
@@ -138,6 +143,44 @@ def test_run_all_paces_hosts_and_retries_a_dead_browser_once() -> None:
     assert by_line[2].retried and "retried once" in by_line[2].reason
     assert by_line[4].retried and by_line[4].outcome == "failed"
     assert not by_line[1].retried
+
+
+class _StuckSession:
+    """What _attempt_on asks of a session; the capture on it never ends by itself."""
+
+    def __init__(self, dies: bool) -> None:
+        self.browser_connected, self.launches, self.dies = True, 1, dies
+
+
+def test_an_attempt_stuck_past_its_bound_fails_and_is_retried_if_the_browser_died(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    async def stuck(session: _StuckSession, *args: object, **kwargs: object) -> None:
+        if session.dies:
+            session.browser_connected = False  # killed under it, never noticed
+        await asyncio.sleep(3)  # without the bound, it "ends" with no report
+
+    monkeypatch.setattr(batch_module, "capture_into_case", stuck)
+    monkeypatch.setattr(batch_module, "_attempt_bound", lambda options, tsa: 0.1)
+    entry = BatchEntry(1, "http://a.example/1")
+    for dies in (False, True):
+        session = _StuckSession(dies)
+        began = time.monotonic()
+        result = asyncio.run(
+            _attempt_on(
+                session,  # type: ignore[arg-type]
+                EvidenceStore(tmp_path),
+                "C-1",
+                entry,
+                CaptureOptions(),
+                Signer(operator="Det. Sam Rivera", private_key=generate_private_key()),
+                None,
+            )
+        )
+        assert time.monotonic() - began < 2.5
+        assert result.report is None and result.error is not None
+        assert "did not end within 0 s" in result.error.message
+        assert result.browser_died is dies
 
 
 def test_exit_code_priority() -> None:
