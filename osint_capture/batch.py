@@ -489,10 +489,12 @@ async def _attempt_on(
     bound = _attempt_bound(options, tsa)
     began = asyncio.get_running_loop().time()
     try:
-        report = await asyncio.wait_for(
-            capture_into_case(session, store, case_id, entry.url, options, signer=signer, tsa=tsa),
-            bound,
-        )
+        # In this task, not another (wait_for's): cancelled at the bound, a capture that
+        # is sealing still runs to its end and returns its report, as on Ctrl-C.
+        async with asyncio.timeout(bound):
+            report = await capture_into_case(
+                session, store, case_id, entry.url, options, signer=signer, tsa=tsa
+            )
         return _Attempt(report=report)
     except TimeoutError as exc:
         error: OsintCaptureError = CaptureFailed(
