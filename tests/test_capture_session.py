@@ -9,9 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -25,6 +26,7 @@ from osint_capture.capture import CaptureReport, capture_into_case
 from osint_capture.demo.sample_site import SampleSite
 from osint_capture.engine.browser import BROWSER_ENV, BrowserChoice, find_browser
 from osint_capture.engine.model import CaptureOptions
+from osint_capture.engine.pagerun import close_context, new_page
 from osint_capture.engine.session import CaptureSession, run_on_session
 from tests.processes import processes
 from tests.warc_reading import read_warc, responses
@@ -195,3 +197,25 @@ def test_the_work_runs_on_the_started_session_and_node_caches_the_driver(
     assert _children() - children == set()
     assert dict(os.environ) == before
     assert any(p.is_file() for p in driver_cache.rglob("*")), "Node cached the driver's code"
+
+
+class _DeadBrowserContext:
+    """A context of a browser killed as a page is opened: Playwright never answers."""
+
+    async def new_page(self) -> None:
+        await asyncio.sleep(3)
+
+    async def close(self) -> None:
+        await asyncio.sleep(3)
+
+
+def test_a_page_or_close_a_dead_browser_never_answers_is_given_up() -> None:
+    async def scenario() -> float:
+        began = time.monotonic()
+        context: Any = _DeadBrowserContext()
+        with pytest.raises(TimeoutError):
+            await new_page(context, 0.1)
+        await close_context(context, 0.1)  # no error: the browser is gone anyway
+        return time.monotonic() - began
+
+    assert asyncio.run(scenario()) < 1.5

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from playwright.async_api import Page
+from playwright.async_api import BrowserContext, Page
+from playwright.async_api import Error as PlaywrightError
 
 from osint_capture.engine.exchange import Exchange
 from osint_capture.engine.model import CaptureOptions, Clock, EngineResult, StepLog
@@ -20,7 +21,16 @@ from osint_capture.lawful.rules import PageRules
 if TYPE_CHECKING:
     from osint_capture.engine.robotsfetch import RobotsFetch
 
-__all__ = ["PageRun", "PageScriptError", "bound", "first_line", "ms"]
+__all__ = [
+    "PAGE_OPEN_TIME",
+    "PageRun",
+    "PageScriptError",
+    "bound",
+    "close_context",
+    "first_line",
+    "ms",
+    "new_page",
+]
 
 _WORLD = "osint-capture"
 _MAX_FRAMES = 50  # frames inside the page given a world of their own (frame_worlds)
@@ -200,6 +210,24 @@ def _value(answer: dict[str, Any]) -> Any:
         thrown = details.get("exception", {}).get("description") or details.get("text")
         raise PageScriptError(str(thrown or "script error").splitlines()[0])
     return answer.get("result", {}).get("value")
+
+
+# Playwright never answers a new_page asked of a browser that dies meanwhile (seen in a
+# batch whose browser was killed: the capture waited for ever), and it takes no timeout.
+PAGE_OPEN_TIME = 30.0
+
+
+async def new_page(context: BrowserContext, seconds: float = PAGE_OPEN_TIME) -> Page:
+    """``context.new_page()``, given up after ``seconds`` (TimeoutError)."""
+    async with asyncio.timeout(seconds):
+        return await context.new_page()
+
+
+async def close_context(context: BrowserContext, seconds: float = PAGE_OPEN_TIME) -> None:
+    """``context.close()``, given up after ``seconds``; a browser already gone is no error."""
+    with contextlib.suppress(PlaywrightError, TimeoutError):
+        async with asyncio.timeout(seconds):
+            await context.close()
 
 
 def ms(seconds: float) -> float:

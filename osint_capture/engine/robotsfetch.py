@@ -28,7 +28,7 @@ from chain_of_custody.errors import Refused
 from chain_of_custody.timeutil import utc_now
 from osint_capture.engine.exchange import Exchange
 from osint_capture.engine.model import Clock
-from osint_capture.engine.pagerun import PageRun, first_line, ms
+from osint_capture.engine.pagerun import PageRun, close_context, first_line, ms, new_page
 from osint_capture.engine.recorder import Recorder
 from osint_capture.lawful.rules import RequestGate, RobotsPolicy
 
@@ -143,8 +143,7 @@ class RobotsTabs:
             if self.keep and tab.reusable and not tab.page.is_closed():
                 self._idle.append((tab.context, tab.page))
             else:
-                with contextlib.suppress(PlaywrightError):
-                    await tab.context.close()
+                await close_context(tab.context)
 
     async def _take(self) -> _Tab:
         while self._idle:
@@ -160,10 +159,12 @@ class RobotsTabs:
             making.add_done_callback(_close_when_made)
             raise
         try:
-            page = await context.new_page()
-        except BaseException:
-            with contextlib.suppress(PlaywrightError):
-                await context.close()
+            page = await new_page(context)
+        except BaseException as exc:
+            await close_context(context)
+            if isinstance(exc, TimeoutError):
+                # An answer like any other failure of the browser's: robots.txt unreachable.
+                raise PlaywrightError("no page opened for robots.txt in time") from None
             raise
         self.made += 1
         return _Tab(context, page)

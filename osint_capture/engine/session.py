@@ -51,7 +51,7 @@ from osint_capture.engine.model import (
     EngineResult,
     StepLog,
 )
-from osint_capture.engine.pagerun import PageRun, ms
+from osint_capture.engine.pagerun import PAGE_OPEN_TIME, PageRun, close_context, ms, new_page
 from osint_capture.engine.recorder import BlockedRequest, Recorder, RequestGate
 from osint_capture.engine.robotsfetch import RobotsFetch, RobotsTabs
 from osint_capture.engine.steps import run_page_steps
@@ -199,8 +199,7 @@ class CaptureSession:
             if self._one_capture:
                 self._closing = asyncio.ensure_future(self._close_browser())
             else:
-                with contextlib.suppress(PlaywrightError):
-                    await context.close()
+                await close_context(context)
         _conclude(result)
         result.ended = utc_now()
         return result
@@ -313,7 +312,13 @@ async def _page_in(
         await context.route_web_socket(
             lambda _url: True, lambda ws: _gate_web_socket(ws, gate, refused_sockets)
         )
-    page = await context.new_page()
+    try:
+        page = await new_page(context, min(PAGE_OPEN_TIME, max(1.0, clock.left())))
+    except TimeoutError:
+        raise CaptureFailed(
+            "the browser did not open the capture's page in time",
+            hint="run `osint-capture doctor`",
+        ) from None
     context.on("page", lambda p: _contain_popup(p, result))
     page.on("download", lambda d: result.downloads.append(d.url))
     page.on("dialog", lambda d: _dismiss_dialog(d, result))
