@@ -84,7 +84,7 @@ class BrowserChoice:
     version: str
 
 
-def _playwright_chromium() -> Path | None:
+def _playwright_chromium() -> str | None:
     # Playwright knows where its own download would live; it may not be there. Asking
     # means starting its driver (most of a second): a capture session asks the driver
     # it starts anyway (see :func:`find_browser`'s ``bundled``).
@@ -92,14 +92,18 @@ def _playwright_chromium() -> Path | None:
         from playwright.sync_api import sync_playwright
 
         with sync_playwright() as p:
-            path = p.chromium.executable_path
+            return p.chromium.executable_path
     except Exception:
         return None
-    return _playwright_headless_shell(Path(path)) or _usable(path)
 
 
 # The headless shell's file name: Chrome for Testing's, and older Playwright builds'.
-_SHELL_NAMES = ("chrome-headless-shell", "headless_shell")
+_SHELL_NAMES = (
+    "chrome-headless-shell",
+    "chrome-headless-shell.exe",
+    "headless_shell",
+    "headless_shell.exe",
+)
 
 
 def _playwright_headless_shell(chromium: Path) -> Path | None:
@@ -114,10 +118,9 @@ def _playwright_headless_shell(chromium: Path) -> Path | None:
             revision = folder.name.removeprefix("chromium-")
             shell_dir = folder.parent / f"chromium_headless_shell-{revision}"
             for name in _SHELL_NAMES:
-                for suffix in ("", ".exe"):
-                    for candidate in sorted(shell_dir.glob(f"*/{name}{suffix}")):
-                        if _usable(str(candidate)):
-                            return candidate
+                for candidate in sorted(shell_dir.glob(f"*/{name}")):
+                    if _usable(str(candidate)):
+                        return candidate
             return None
     return None
 
@@ -236,11 +239,8 @@ def find_browser(
         return _binary_version(path, version_timeout) if versioned else ""
 
     # The shell is looked for even where the whole browser is not (`--only-shell`).
-    bundled = (
-        _playwright_chromium()
-        if bundled_path is None
-        else _playwright_headless_shell(Path(bundled_path)) or _usable(bundled_path)
-    )
+    whole = _playwright_chromium() if bundled_path is None else bundled_path
+    bundled = None if whole is None else _playwright_headless_shell(Path(whole)) or _usable(whole)
     if bundled is not None:
         return BrowserChoice(bundled, "playwright", version(bundled))
     for candidate in _DISTRIBUTION_PATHS:

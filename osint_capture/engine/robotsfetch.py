@@ -307,7 +307,7 @@ _closing: set[asyncio.Future[None]] = set()
 
 def _close_when_made(making: asyncio.Future[BrowserContext]) -> None:
     if not making.cancelled() and making.exception() is None:
-        closing = asyncio.ensure_future(making.result().close())
+        closing = asyncio.ensure_future(close_context(making.result()))
         _closing.add(closing)
         closing.add_done_callback(_closing.discard)
 

@@ -79,6 +79,11 @@ class _GzipMember:
         self._out.flush()
 
 
+def _trial_start(size: int) -> int:
+    """Where the gzip trial of a body of ``size`` bytes begins: its middle, or its start."""
+    return size // 2 - _SAMPLE // 2 if size > 2 * _SAMPLE else 0
+
+
 def _gzip_level(body: bytes | Path) -> int:
     """Level 0 (stored) for bodies that do not compress, such as video and images; level
     1 for those that compress poorly, such as a fast-encoded PNG screenshot; else 6.
@@ -90,11 +95,10 @@ def _gzip_level(body: bytes | Path) -> int:
     """
     if isinstance(body, Path):
         with open(body, "rb") as fh:
-            size = fh.seek(0, 2)
-            fh.seek(size // 2 - _SAMPLE // 2 if size > 2 * _SAMPLE else 0)
+            fh.seek(_trial_start(fh.seek(0, 2)))
             sample = fh.read(_SAMPLE)
     else:
-        start = len(body) // 2 - _SAMPLE // 2 if len(body) > 2 * _SAMPLE else 0
+        start = _trial_start(len(body))
         sample = body[start : start + _SAMPLE]
     if len(sample) < 4096:
         return _DEFAULT_LEVEL
