@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chain_of_custody.custody import CaseFacts, case_facts
-from chain_of_custody.errors import IntegrityError, Refused, UsageError
+from chain_of_custody.custody import CaseFacts, case_facts, case_facts_of_entries
+from chain_of_custody.errors import CustodyLogDamaged, IntegrityError, Refused, UsageError
 from chain_of_custody.signing import Signer
 from chain_of_custody.verify import ItemReport
 
@@ -31,6 +31,7 @@ from .custody import (
     append_event,
     check_log_writable,
     events_for_item,
+    parsed_entries,
     read_events,
     read_log_bytes,
 )
@@ -401,4 +402,11 @@ def _signed_facts(store: EvidenceStore, case_id: str) -> CaseFacts:
         )
     # A torn last line is crash damage, reported by check_case_loggable; the facts are in
     # the complete lines before it.
-    return case_facts(case_id, data[: data.rfind(b"\n") + 1])
+    complete = data[: data.rfind(b"\n") + 1]
+    try:
+        entries = parsed_entries(case_dir, complete)
+    except CustodyLogDamaged:
+        entries = ()
+    if not entries:
+        return case_facts(case_id, complete)  # raises, naming what is wrong in its words
+    return case_facts_of_entries(case_id, complete[: complete.index(b"\n")], entries)

@@ -18,11 +18,12 @@ import fcntl
 import hashlib
 import os
 import stat
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from filelock import FileLock, Timeout
 
@@ -55,6 +56,7 @@ __all__ = [
     "append_event",
     "check_log_writable",
     "events_for_item",
+    "parsed_entries",
     "read_events",
     "read_log_bytes",
     "repair_log",
@@ -457,25 +459,57 @@ def read_events(case_dir: Path) -> list[dict[str, Any]]:
     An absent log reads as empty; a torn tail raises :class:`CustodyLogDamaged`, and so
     does any line that is not a well-formed entry (however malformed: nested too deep,
     not JSON …). Works on a read-only copy of the case: nothing is written, not even a
-    lock file.
+    lock file. The entries are shared with later reads (:func:`parsed_entries`): they are
+    not to be changed.
     """
     data = read_log_bytes(case_dir, case_id=case_dir.name)
-    lines, torn = split_log(data)
-    if torn:
+    if data and not data.endswith(b"\n"):
         raise CustodyLogDamaged(
             f"the custody log in {case_dir} ends in an incomplete line",
             hint=_repair_hint(case_dir.name),
         )
-    events = []
-    for number, line in enumerate(lines, start=1):
+    return list(parsed_entries(case_dir, data))
+
+
+class _Parsed(NamedTuple):
+    data: bytes  # complete lines, each with its newline
+    entries: tuple[dict[str, Any], ...]
+
+
+# What this process has parsed of each log, by folder. A log only grows at its end (a
+# repair cuts only a torn tail, never a complete line), so a later read of it parses
+# only the lines after those bytes, once a comparison has shown them unchanged: a
+# capture reads its case's log several times, and a batch once more for every URL.
+_parsed: dict[str, _Parsed] = {}
+_parsed_lock = threading.Lock()
+
+
+def parsed_entries(case_dir: Path, data: bytes) -> tuple[dict[str, Any], ...]:
+    """The entries of ``data``, the complete lines of the log in ``case_dir`` (ending in a
+    newline, or empty), each parsed by ``parse_line``; CustodyLogDamaged names the first
+    malformed line. Lines this process parsed before, byte for byte the same at the
+    start of ``data``, are not parsed again: the entries are shared, not to be changed.
+    """
+    key = os.fspath(case_dir)
+    with _parsed_lock:
+        known = _parsed.get(key)
+    if known is None or not data.startswith(known.data):
+        known = _Parsed(b"", ())
+    lines, _ = split_log(data[len(known.data) :])
+    total = len(known.entries) + len(lines)
+    added = []
+    for number, line in enumerate(lines, start=len(known.entries) + 1):
         try:
-            events.append(parse_line(line))
+            added.append(parse_line(line))
         except CustodyLogDamaged as exc:
             raise CustodyLogDamaged(
                 f"the custody log in {case_dir}, line {number}: {exc.message}",
-                hint=_repair_hint(case_dir.name) if number == len(lines) else None,
+                hint=_repair_hint(case_dir.name) if number == total else None,
             ) from None
-    return events
+    entries = known.entries + tuple(added)
+    with _parsed_lock:
+        _parsed[key] = _Parsed(data, entries)
+    return entries
 
 
 def read_log_bytes(case_dir: Path, *, case_id: str) -> bytes:

@@ -33,7 +33,7 @@ import base64
 import binascii
 import contextlib
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -61,6 +61,7 @@ __all__ = [
     "build_entry",
     "build_head",
     "case_facts",
+    "case_facts_of_entries",
     "check_head",
     "genesis_hash",
     "line_sha256",
@@ -508,13 +509,33 @@ def case_facts(case_id: str, data: bytes) -> CaseFacts:
     if not lines:
         raise CustodyLogDamaged(f"{prefix} is empty: it has no 'case-opened' entry")
     facts = _opening_facts(case_id, lines[0])
+    later = []
     for number, line in enumerate(lines[1:], start=2):
         try:
-            entry = parse_line(line)
+            later.append(parse_line(line))
         except CustodyLogDamaged as exc:
             raise CustodyLogDamaged(f"{prefix}, line {number}: {exc.message}") from None
-        if entry["action"] == "case-closed" and not facts.closed:
-            facts = replace(facts, closed=True, closed_at=entry["time"], closed_line=number)
+    return _closed_by(facts, later)
+
+
+def case_facts_of_entries(
+    case_id: str, first_line: bytes, entries: Sequence[Mapping[str, Any]]
+) -> CaseFacts:
+    """:func:`case_facts` of a log its reader has already split and parsed.
+
+    ``first_line`` is the bytes of line 1 (the opening is checked on them, signature
+    included) and ``entries`` every complete line parsed by :func:`parse_line`, in order,
+    line 1 first: for a reader that keeps what it parsed of a log that only grows, so it
+    parses each line once. What it finds is what :func:`case_facts` finds.
+    """
+    return _closed_by(_opening_facts(case_id, first_line), entries[1:])
+
+
+def _closed_by(facts: CaseFacts, later: Sequence[Mapping[str, Any]]) -> CaseFacts:
+    """``facts`` with the first ``case-closed`` of the entries after line 1 (``later``)."""
+    for number, entry in enumerate(later, start=2):
+        if entry["action"] == "case-closed":
+            return replace(facts, closed=True, closed_at=entry["time"], closed_line=number)
     return facts
 
 

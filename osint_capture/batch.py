@@ -10,9 +10,12 @@
   (the rest of the file is unaffected). A URL listed twice is captured once.
 - :func:`run_batch` opens one :class:`CaptureSession` and runs each URL through
   :func:`osint_capture.capture.capture_into_case` (every safeguard, the seal, the custody
-  entry and the timestamp of a single capture), ``concurrency`` at a time, each in the
-  session's fresh context, never starting two captures on one host less than
-  ``host_delay`` seconds apart (:class:`HostScheduler`) while other hosts go on.
+  entry and the timestamp of a single capture), ``concurrency`` pages at a time, each in
+  the session's fresh context, never starting two captures on one host less than
+  ``host_delay`` seconds apart (:class:`HostScheduler`) while other hosts go on. A
+  capture gives its place to the next page as soon as it is done with the browser: its
+  sealing, logging and timestamp (disk work and a TSA's answer) go on beside the next
+  page; at most twice ``concurrency`` captures are in flight.
 - URLs the case's custody log already records as ``captured`` (the requested URL, as
   written) are skipped unless ``again``.
 - A browser that dies mid-batch is relaunched by the session at the next capture; the
@@ -333,7 +336,8 @@ class _Attempt:
     browser_died: bool = False
 
 
-_AttemptFn = Callable[[BatchEntry], Awaitable[_Attempt]]
+# An attempt is handed the call that gives its page's place to the next URL.
+_AttemptFn = Callable[[BatchEntry, Callable[[], None]], Awaitable[_Attempt]]
 
 
 @dataclass
@@ -390,8 +394,10 @@ async def run_batch(
 
     async with CaptureSession(browser) as session:
 
-        async def attempt(entry: BatchEntry) -> _Attempt:
-            return await _attempt_on(session, store, case_id, entry, options, signer, tsa)
+        async def attempt(entry: BatchEntry, browser_done: Callable[[], None]) -> _Attempt:
+            return await _attempt_on(
+                session, store, case_id, entry, options, signer, tsa, browser_done
+            )
 
         await _run_all(todo, attempt, settings, listener, finish, _Clock())
         return BatchResult(tuple(outcomes), browser_launches=session.launches)
@@ -409,9 +415,13 @@ async def _run_all(
     finish: Callable[[BatchOutcome], None],
     clock: _Clock,
 ) -> None:
-    """``settings.concurrency`` workers taking entries from one scheduler until none is left."""
+    """Workers taking entries from one scheduler until none is left: ``concurrency``
+    pages in the browser at once, and at most twice as many captures in flight (a
+    capture hands its page's place on when ``browser_done`` is called, or when it ends).
+    """
     scheduler = HostScheduler(entries, settings.host_delay)
     first_errors: dict[BatchEntry, _Attempt] = {}
+    pages = asyncio.Semaphore(settings.concurrency)
 
     async def worker() -> None:
         while True:
@@ -420,16 +430,18 @@ async def _run_all(
                 # A capture that was sealing when cancelled runs to its end and returns;
                 # nothing new may start after that.
                 return
-            picked = scheduler.take(clock.now())
-            if picked is None:
-                return  # a retry is put back by the worker whose capture failed, which takes it
-            entry, start = picked
-            wait = start - clock.now()
-            if wait > 0:
-                await clock.sleep(wait)
-            first = first_errors.get(entry)
-            listener.started(entry, first is not None)
-            result = await attempt(entry)
+            async with _PagePlace(pages) as place:
+                # Taken only with a place free: a start reserved on a host is kept.
+                picked = scheduler.take(clock.now())
+                if picked is None:
+                    return  # a retry is put back by the worker whose capture failed, which takes it
+                entry, start = picked
+                wait = start - clock.now()
+                if wait > 0:
+                    await clock.sleep(wait)
+                first = first_errors.get(entry)
+                listener.started(entry, first is not None)
+                result = await attempt(entry, place.give_up)
             if result.browser_died and first is None:
                 first_errors[entry] = result
                 scheduler.retry(entry)
@@ -437,8 +449,30 @@ async def _run_all(
             finish(_outcome(entry, result, first))
 
     async with asyncio.TaskGroup() as group:
-        for _ in range(min(settings.concurrency, len(entries))):
+        for _ in range(min(2 * settings.concurrency, len(entries))):
             group.create_task(worker())
+
+
+class _PagePlace:
+    """One of the batch's places for a page in the browser, held from taking an entry
+    until the capture is done with the browser (:meth:`give_up`) or ends."""
+
+    def __init__(self, places: asyncio.Semaphore) -> None:
+        self._places = places
+        self._held = False
+
+    async def __aenter__(self) -> _PagePlace:
+        await self._places.acquire()
+        self._held = True
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.give_up()
+
+    def give_up(self) -> None:
+        if self._held:
+            self._held = False
+            self._places.release()
 
 
 def _outcome(entry: BatchEntry, result: _Attempt, first: _Attempt | None) -> BatchOutcome:
@@ -482,6 +516,7 @@ async def _attempt_on(
     options: CaptureOptions,
     signer: Signer,
     tsa: TsaConfig | None,
+    browser_done: Callable[[], None] | None = None,
 ) -> _Attempt:
     """One capture on the shared session; an error is returned, never raised, with
     whether the browser it ran on died (then it is worth one more attempt)."""
@@ -493,7 +528,14 @@ async def _attempt_on(
         # is sealing still runs to its end and returns its report, as on Ctrl-C.
         async with asyncio.timeout(bound):
             report = await capture_into_case(
-                session, store, case_id, entry.url, options, signer=signer, tsa=tsa
+                session,
+                store,
+                case_id,
+                entry.url,
+                options,
+                signer=signer,
+                tsa=tsa,
+                browser_done=browser_done,
             )
         return _Attempt(report=report)
     except TimeoutError as exc:

@@ -198,20 +198,34 @@ async def capture_into_case(
     *,
     signer: Signer,
     tsa: TsaConfig | None = None,
+    browser_done: Callable[[], None] | None = None,
 ) -> CaptureReport:
-    """Capture ``url`` into case ``case_id`` on ``session``, in the module's steps."""
+    """Capture ``url`` into case ``case_id`` on ``session``, in the module's steps.
+
+    ``browser_done`` is called once the capture no longer uses the browser (its page
+    and context are closed, or it never opened them), before the item is sealed: a
+    batch starts its next page then, while this one is written, logged and stamped.
+    """
     # Off the event loop: step 1 reads the custody log, resolves the target's name and
     # may log a refusal, while other captures on this session are recording.
     checked = await asyncio.to_thread(_check_rules, store, case_id, url, options, signer)
     capture = replace(checked, tsa=tsa)
-    return await _capture_checked(session, capture)
+    return await _capture_checked(session, capture, browser_done)
 
 
-async def _capture_checked(session: CaptureSession, capture: _Capture) -> CaptureReport:
+async def _capture_checked(
+    session: CaptureSession,
+    capture: _Capture,
+    browser_done: Callable[[], None] | None = None,
+) -> CaptureReport:
     """Steps 2 to 8, for a capture the rules allowed."""
     store, case_id, tsa, signer = capture.store, capture.case.case_id, capture.tsa, capture.signer
     with store.new_item(case_id) as staging:
-        result = await _run_engine(session, capture, staging)
+        try:
+            result = await _run_engine(session, capture, staging)
+        finally:
+            if browser_done is not None:
+                browser_done()
         if result.crash is not None and result.main_exchange is None:
             raise BrowserCrashed(
                 f"the browser crashed ({result.crash}) before the page was received; "

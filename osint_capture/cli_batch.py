@@ -34,7 +34,11 @@ def capture_batch(
     ],
     case: Annotated[str, typer.Option("--case", help="The open case to capture into.")],
     concurrency: Annotated[
-        int, typer.Option("--concurrency", help="Captures at once (1-16), each in a fresh context.")
+        int,
+        typer.Option(
+            "--concurrency",
+            help="Captures at once in the browser (1-16), each in a fresh context.",
+        ),
     ] = 2,
     host_delay: Annotated[
         float,

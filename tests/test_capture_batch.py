@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -109,7 +109,7 @@ def test_run_all_paces_hosts_and_retries_a_dead_browser_once() -> None:
     host_starts: dict[str, list[float]] = {}
     attempts: dict[int, int] = {}
 
-    async def attempt(entry: BatchEntry) -> _Attempt:
+    async def attempt(entry: BatchEntry, browser_done: Callable[[], None]) -> _Attempt:
         attempts[entry.line] = attempts.get(entry.line, 0) + 1
         starts.setdefault(entry.line, clock.now())
         host_starts.setdefault(entry.host, []).append(clock.now())
@@ -143,6 +143,38 @@ def test_run_all_paces_hosts_and_retries_a_dead_browser_once() -> None:
     assert by_line[2].retried and "retried once" in by_line[2].reason
     assert by_line[4].retried and by_line[4].outcome == "failed"
     assert not by_line[1].retried
+
+
+def test_a_capture_sealing_gives_its_page_to_the_next_url() -> None:
+    """Never more than ``concurrency`` pages at once; a capture done with the browser
+    lets the next page start while it seals; at most twice as many are in flight."""
+    entries = [BatchEntry(i, f"http://h{i}.example/{i}") for i in range(1, 9)]
+    pages = sealing = most_pages = most_sealing = most_at_once = 0
+    overlapped = False
+
+    async def attempt(entry: BatchEntry, browser_done: Callable[[], None]) -> _Attempt:
+        nonlocal pages, sealing, most_pages, most_sealing, most_at_once, overlapped
+        pages += 1
+        most_pages = max(most_pages, pages)
+        most_at_once = max(most_at_once, pages + sealing)
+        await asyncio.sleep(0.02)  # the page
+        pages -= 1
+        browser_done()
+        browser_done()  # said twice (and again when the attempt ends): one place back
+        sealing += 1
+        most_sealing = max(most_sealing, sealing)
+        await asyncio.sleep(0.05)  # sealing, logging, the TSA: longer than the page
+        overlapped = overlapped or pages > 0
+        sealing -= 1
+        return _Attempt(error=CaptureFailed("not loaded"))
+
+    heard = _Heard()
+    settings = BatchSettings(concurrency=2, host_delay=0)
+    asyncio.run(_run_all(entries, attempt, settings, heard, heard.finished, _Clock()))
+    assert sorted(o.line for o in heard.outcomes) == list(range(1, 9))
+    assert most_pages == 2  # the browser never holds more pages than asked for
+    assert overlapped and most_at_once > 2  # pages went on while others sealed
+    assert most_at_once <= 4 and most_sealing <= 4
 
 
 class _StuckSession:

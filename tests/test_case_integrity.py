@@ -30,7 +30,14 @@ from cases.case import new_item_id
 from cases.custody import append_event, repair_log
 from cases.store import EvidenceStore
 from chain_of_custody import AFTER_CLOSE_ACTIONS, CaseFacts, case_facts, verify_case_log
-from chain_of_custody.custody import ACTIONS, build_entry, build_head, parse_line, split_log
+from chain_of_custody.custody import (
+    ACTIONS,
+    build_entry,
+    build_head,
+    case_facts_of_entries,
+    parse_line,
+    split_log,
+)
 from chain_of_custody.errors import CustodyLogDamaged, IntegrityError
 from chain_of_custody.item import seal_item
 from chain_of_custody.signing import Signer, generate_private_key
@@ -563,3 +570,24 @@ def test_verify_case_log_is_what_both_the_case_and_step_7_use(
     assert forged.problems[0].startswith(f"line 5: signed by key {intruder.fingerprint}, ")
     assert forged.problems[1].startswith(f"custody.head is signed by key {intruder.fingerprint}, ")
     assert parse_line(lines[-1])["signer"]["fingerprint"] == intruder.fingerprint
+
+
+def test_case_facts_of_entries_already_parsed_are_case_facts(
+    case: RealCase, signer: Signer
+) -> None:
+    def both() -> tuple[CaseFacts, CaseFacts]:
+        data = case.log.read_bytes()
+        lines, _ = split_log(data)
+        parsed = [parse_line(line) for line in lines]
+        return case_facts_of_entries(CASE, lines[0], parsed), case_facts(CASE, data)
+
+    of_entries, facts = both()
+    assert of_entries == facts and not facts.closed
+    closed_line = _close(case, signer)
+    of_entries, facts = both()
+    assert of_entries == facts and facts.closed and facts.closed_line == closed_line
+    # The opening is checked on line 1's own bytes, whatever was parsed of it.
+    first = case.lines()[0]
+    edited = first.replace(CASE_FIELDS["authority"].encode(), b"Lt. J. Park, approval 99-999")
+    with pytest.raises(CustodyLogDamaged, match="signature does not verify"):
+        case_facts_of_entries(CASE, edited, [parse_line(first)])

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import cases.custody as custody_module
 from cases.custody import (
     REPAIR_BASE64_LIMIT,
     append_event,
@@ -185,6 +186,41 @@ def test_eight_concurrent_writers(case_dir: Path, signer: Signer, tmp_path: Path
 
 
 # -- torn tails and repair -----------------------------------------------------------------
+
+
+def test_a_log_read_again_parses_only_what_was_appended(
+    case_dir: Path, signer: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _append(case_dir, signer, text="one")
+    assert read_events(case_dir)[-1]["details"] == {"text": "one"}
+    _append(case_dir, signer, text="two")
+    parsed: list[bytes] = []
+    real = custody_module.parse_line
+
+    def counted(line: bytes) -> dict[str, object]:
+        parsed.append(line)
+        return real(line)
+
+    monkeypatch.setattr(custody_module, "parse_line", counted)
+    events = read_events(case_dir)
+    assert [e["details"].get("text") for e in events[-2:]] == ["one", "two"]
+    assert len(parsed) == 1  # only the appended line
+    assert read_events(case_dir) == events and len(parsed) == 1  # nothing new, nothing parsed
+
+    # A line changed in place, even to as many bytes, is read as it now is: every line
+    # is parsed again, not taken from what was read before.
+    log = case_dir / "custody.jsonl"
+    log.write_bytes(_log(case_dir).replace(b'"text":"one"', b'"text":"onf"'))
+    again = read_events(case_dir)
+    assert [e["details"].get("text") for e in again[-2:]] == ["onf", "two"]
+    assert len(parsed) == 1 + len(again)
+
+    # A malformed line appended after a read is named by its number in the whole log.
+    with log.open("ab") as out:
+        out.write(b"not an entry\n")
+    with pytest.raises(CustodyLogDamaged, match=f"line {len(again) + 1}:") as info:
+        read_events(case_dir)
+    assert info.value.hint == f"run `osint-capture custody repair {CASE}`"
 
 
 def test_torn_tail_blocks_appends_and_leaves_file_unchanged(case_dir: Path, signer: Signer) -> None:
