@@ -497,6 +497,9 @@ async def _wait_still(
         quiet_for = recorder.quiet_for_ignoring(ignoring)
         if quiet_for >= options.quiet_period:
             return "quiet"
+        # A DOM still for less than the still period cannot be still long enough sooner
+        # than the rest of it: not asked again before then.
+        dom_wait = 0.0
         if watching and grown_past is not None:
             try:
                 height = int(await run.evaluate(HEIGHT_JS, timeout=min(0.5, deadline - now)))
@@ -515,9 +518,10 @@ async def _wait_still(
                     recorder.quiet_for_ignoring(ignoring) >= options.still_period
                 ):
                     return "quiet"
+                dom_wait = options.still_period - still_ms / 1000
         wait = options.quiet_period - quiet_for
         if watching:
-            wait = min(wait, max(options.still_period - quiet_for, earliest - now, 0.0))
+            wait = min(wait, max(options.still_period - quiet_for, earliest - now, dom_wait, 0.0))
         await asyncio.sleep(min(0.05, max(wait, 0.0), deadline - now) + 0.001)
     return "quiet" if recorder.quiet_for_ignoring(ignoring) >= options.quiet_period else "busy"
 
