@@ -76,7 +76,7 @@ from chain_of_custody.item import (
 )
 from chain_of_custody.regular import open_regular, read_regular_file
 from chain_of_custody.signing import Signer
-from chain_of_custody.timestamp import HEAD_STAMP_NAME
+from chain_of_custody.timestamp import HEAD_STAMP_NAME, ITEM_STAMP_NAME
 from chain_of_custody.timeutil import parse_utc, utc_now
 from chain_of_custody.verify import StepResult, verify_item
 
@@ -146,6 +146,10 @@ class ExportView:
     events: tuple[Mapping[str, Any], ...]
     head_seq: int
     head_sha256: str
+    # The bundle's custody head stamp (custody.head.tsr): its genTime and TSA, or why
+    # the bundle has none, as ExportResult.head_stamp says it.
+    head_stamp: str = "no TSA configured"
+    head_stamped: bool = False
 
 
 # Given the view, returns the files to add at the bundle's root (RENDERED_NAMES).
@@ -369,6 +373,8 @@ def _write_bundle(
         events=events,
         head_seq=seq,
         head_sha256=head_sha,
+        head_stamp=head_stamp_note,
+        head_stamped=head_stamp is not None,
     )
     members: list[_Member] = [
         _data_member(CASE_FILE, read_regular_file(case_dir / CASE_FILE)),
@@ -762,6 +768,7 @@ def _verify_text(view: ExportView, fingerprint: str) -> str:
         "   is chained to the one before by its SHA-256 and signed; how to check each",
         "   entry with openssl is in osint-capture's docs/FORMAT.md, section 10.",
         "",
+        *_stamp_steps(view),
         "All of the above, and the custody log, in one command with osint-capture's",
         "verifier (Python 3.11+, pip install cryptography warcio; no other part of",
         "osint-capture is needed):",
@@ -774,3 +781,32 @@ def _verify_text(view: ExportView, fingerprint: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _stamp_steps(view: ExportView) -> list[str]:
+    """VERIFY.txt's step for the bundle's RFC 3161 stamps, if it holds any."""
+    stamps = [
+        (
+            f"{ITEMS_DIR_NAME}/{item.item_id}/{ITEM_STAMP_NAME}",
+            f"{ITEMS_DIR_NAME}/{item.item_id}/{SIGNATURE_NAME}",
+        )
+        for item in view.items
+        if item.file(ITEM_STAMP_NAME) is not None
+    ]
+    if view.head_stamped:
+        stamps.append((HEAD_STAMP_NAME, HEAD_NAME))
+    if not stamps:
+        return []
+    return [
+        "8. The RFC 3161 timestamps: each proves that the file it stamps existed at its",
+        '   genTime (each must print "Verification: OK"). TSA-ROOT.pem is the root',
+        "   certificate of the Time-Stamping Authority, obtained from the TSA itself, not",
+        "   from this bundle; -text shows the genTime:",
+        "",
+        *(
+            f"   openssl ts -verify -in {tsr} -data {data} -CAfile TSA-ROOT.pem"
+            for tsr, data in stamps
+        ),
+        *(f"   openssl ts -reply -in {tsr} -text" for tsr, _ in stamps),
+        "",
+    ]

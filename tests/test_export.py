@@ -147,6 +147,11 @@ def test_the_bundle_passes_sha256sum_and_openssl_after_a_plain_unzip(
         if line.strip().startswith("openssl dgst")
     ]
     assert len(commands) == 1 + len(exported["captures"])  # the bundle's, each item's
+    # Nothing here is timestamped: no openssl ts step, and the report says why.
+    assert "openssl ts" not in (root / "VERIFY.txt").read_text()
+    html = (root / "report.html").read_text("utf-8")
+    head_row = html.split("Custody head timestamp (RFC 3161)", 1)[1].split("</tr>", 1)[0]
+    assert "none: no TSA configured" in head_row, head_row
     assert any("bundle-manifest.json.sig bundle-manifest.json" in c for c in commands)
     for command in commands:
         run = subprocess.run(

@@ -433,6 +433,23 @@ def test_bundle_carries_a_stamped_custody_head(
     assert "not timestamped" not in html
     ok = _openssl_verify(folder / "custody.head.tsr", folder / "custody.head", pki)
     assert ok.returncode == 0, ok.stderr
+    head_row = html.split("Custody head timestamp (RFC 3161)", 1)[1].split("</tr>", 1)[0]
+    assert "custody.head.tsr" in head_row and "genTime 20" in head_row, head_row
+    # VERIFY.txt's openssl commands check both stamps, given the TSA's root as it says.
+    verify_text = (folder / "VERIFY.txt").read_text("utf-8")
+    commands = [
+        line.split()
+        for line in verify_text.splitlines()
+        if line.strip().startswith("openssl ts -verify")
+    ]
+    stamped_files = {c[c.index("-in") + 1] for c in commands}
+    assert stamped_files == {"custody.head.tsr", f"items/{stamped.item_id}/{STAMP}"}
+    for command in commands:
+        command[command.index("TSA-ROOT.pem")] = str(pki.root)
+        run = subprocess.run(
+            command, cwd=folder, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert run.returncode == 0 and "Verification: OK" in run.stdout, (command, run.stderr)
     listed = json.loads((folder / "bundle-manifest.json").read_bytes())["files"]
     assert "custody.head.tsr" in {f["path"] for f in listed}
     alone = _standalone(str(out), "--tsa-root", str(pki.root))
