@@ -647,7 +647,10 @@ def _chain_of(hops: list[Exchange]) -> list[dict[str, Any]]:
 async def _scroll(run: PageRun) -> None:
     clock, options = run.clock, run.options
     t = utc_now()
-    rounds = stable = height = 0
+    rounds = stable = 0
+    # The height the last round ended at; none before the first, whose own scroll to the
+    # bottom and wait are then its whole test (as the later rounds', it must not grow).
+    height: int | None = None
     carried: frozenset[str] | None = None
     try:
         while rounds < options.max_scroll_rounds and clock.left(load=True) > 1.0:
@@ -677,22 +680,24 @@ async def _scroll(run: PageRun) -> None:
                 continue
             bottom = int(await run.evaluate(AT_BOTTOM_JS, timeout=bound(clock, 5.0)))
             final_height = int(await run.evaluate(HEIGHT_JS, timeout=bound(clock, 5.0)))
-            stable = stable + 1 if final_height == new_height == height and bottom else 0
+            same = final_height == new_height and height in (None, new_height)
+            stable = stable + 1 if same and bottom else 0
             height = final_height
             if stable >= 2:
                 break
     except (PageScriptError, TimeoutError, TypeError, ValueError) as exc:
         run.steps.record("scroll", "failed", t, first_line(exc) if str(exc) else "timed out")
         return
+    reached = height or 0
     if stable >= 2:
-        detail = f"page stopped growing at {height} px after {rounds} round(s)"
+        detail = f"page stopped growing at {reached} px after {rounds} round(s)"
         run.steps.record("scroll", "done", t, detail)
     elif rounds >= options.max_scroll_rounds:
-        detail = f"scroll limit of {rounds} rounds reached at {height} px"
+        detail = f"scroll limit of {rounds} rounds reached at {reached} px"
         run.steps.record("scroll", "partial", t, detail)
     else:
         run.steps.record(
-            "scroll", "partial", t, f"time limit reached while scrolling ({height} px)"
+            "scroll", "partial", t, f"time limit reached while scrolling ({reached} px)"
         )
 
 
