@@ -13,6 +13,7 @@ ever chained onto damage: :func:`append_event` refuses until :func:`repair_log` 
 from __future__ import annotations
 
 import base64
+import copy
 import errno
 import fcntl
 import hashlib
@@ -56,6 +57,7 @@ __all__ = [
     "append_event",
     "check_log_writable",
     "events_for_item",
+    "logged_events",
     "parsed_entries",
     "read_events",
     "read_log_bytes",
@@ -454,26 +456,32 @@ def repair_log(
 
 
 def read_events(case_dir: Path) -> list[dict[str, Any]]:
-    """Every entry of the log, parsed (no chain verification: see ``verify_chain``).
+    """Every entry of the log, parsed (no chain verification: see ``verify_chain``), as
+    dicts of the caller's own (copies of :func:`logged_events`).
 
     An absent log reads as empty; a torn tail raises :class:`CustodyLogDamaged`, and so
     does any line that is not a well-formed entry (however malformed: nested too deep,
     not JSON …). Works on a read-only copy of the case: nothing is written, not even a
-    lock file. The entries are shared with later reads (:func:`parsed_entries`): they are
-    not to be changed.
+    lock file.
     """
+    return [copy.deepcopy(dict(entry)) for entry in logged_events(case_dir)]
+
+
+def logged_events(case_dir: Path) -> tuple[Mapping[str, Any], ...]:
+    """What :func:`read_events` reads, without the copy: shared with every later read in
+    this process (:func:`parsed_entries`), so read-only."""
     data = read_log_bytes(case_dir, case_id=case_dir.name)
     if data and not data.endswith(b"\n"):
         raise CustodyLogDamaged(
             f"the custody log in {case_dir} ends in an incomplete line",
             hint=_repair_hint(case_dir.name),
         )
-    return list(parsed_entries(case_dir, data))
+    return parsed_entries(case_dir, data)
 
 
 class _Parsed(NamedTuple):
     data: bytes  # complete lines, each with its newline
-    entries: tuple[dict[str, Any], ...]
+    entries: tuple[Mapping[str, Any], ...]
 
 
 # What this process has parsed of each log, by folder. A log only grows at its end (a
@@ -484,7 +492,7 @@ _parsed: dict[str, _Parsed] = {}
 _parsed_lock = threading.Lock()
 
 
-def parsed_entries(case_dir: Path, data: bytes) -> tuple[dict[str, Any], ...]:
+def parsed_entries(case_dir: Path, data: bytes) -> tuple[Mapping[str, Any], ...]:
     """The entries of ``data``, the complete lines of the log in ``case_dir`` (ending in a
     newline, or empty), each parsed by ``parse_line``; CustodyLogDamaged names the first
     malformed line. Lines this process parsed before, byte for byte the same at the
@@ -497,7 +505,7 @@ def parsed_entries(case_dir: Path, data: bytes) -> tuple[dict[str, Any], ...]:
         known = _Parsed(b"", ())
     lines, _ = split_log(data[len(known.data) :])
     total = len(known.entries) + len(lines)
-    added = []
+    added: list[Mapping[str, Any]] = []
     for number, line in enumerate(lines, start=len(known.entries) + 1):
         try:
             added.append(parse_line(line))

@@ -21,7 +21,7 @@ from chain_of_custody.item import MANIFEST_NAME, load_manifest, manifest_files
 from chain_of_custody.signing import Signer, fingerprint_of, load_public_key, verify_signature
 from chain_of_custody.verify import normalize_trusted, verify_item
 
-from .custody import append_event, read_events, repair_log
+from .custody import append_event, logged_events, read_events, repair_log
 from .store import EvidenceStore
 
 __all__ = ["Repair", "repair_case", "unlogged_items"]
@@ -74,7 +74,7 @@ def unlogged_items(store: EvidenceStore, case_id: str) -> list[str]:
     """
     logged = {
         event.get("item_id")
-        for event in read_events(store.case_dir(case_id))
+        for event in logged_events(store.case_dir(case_id))
         if event["action"] == "captured"
     }
     return [

@@ -206,6 +206,8 @@ def test_a_log_read_again_parses_only_what_was_appended(
     assert [e["details"].get("text") for e in events[-2:]] == ["one", "two"]
     assert len(parsed) == 1  # only the appended line
     assert read_events(case_dir) == events and len(parsed) == 1  # nothing new, nothing parsed
+    events[-1]["details"]["text"] = "changed by a caller"  # the caller's own copy
+    assert read_events(case_dir)[-1]["details"] == {"text": "two"}
 
     # A line changed in place, even to as many bytes, is read as it now is: every line
     # is parsed again, not taken from what was read before.

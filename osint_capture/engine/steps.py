@@ -498,7 +498,7 @@ async def _wait_still(
         if quiet_for >= options.quiet_period:
             return "quiet"
         # A DOM still for less than the still period cannot be still long enough sooner
-        # than the rest of it: not asked again before then.
+        # than the rest of it: until then it is asked at the loop's 50 ms, not every 1 ms.
         dom_wait = 0.0
         if watching and grown_past is not None:
             try:
