@@ -799,9 +799,15 @@ def _stamp_steps(view: ExportView) -> list[str]:
         return []
     return [
         "8. The RFC 3161 timestamps: each proves that the file it stamps existed at its",
-        '   genTime (each must print "Verification: OK"). TSA-ROOT.pem is the root',
-        "   certificate of the Time-Stamping Authority, obtained from the TSA itself, not",
-        "   from this bundle; -text shows the genTime:",
+        '   genTime (each must print "Verification: OK"). Run these from the bundle\'s',
+        "   root folder. TSA-ROOT.pem is the root certificate of the Time-Stamping",
+        "   Authority that made the stamp, obtained from the TSA itself, not from this",
+        "   bundle; -text shows the genTime and names the TSA (stamps by different TSAs",
+        "   are each checked against their own TSA's root). If openssl cannot find the",
+        "   signer's certificate (a stamp that does not carry it), add -untrusted",
+        "   TSA-CERT.pem, the TSA's own certificate, also from the TSA. If that",
+        "   certificate has expired since, add -attime with the genTime in seconds since",
+        "   1970 (date -d 'GENTIME' +%s): it is checked as it stood when it stamped.",
         "",
         *(
             f"   openssl ts -verify -in {tsr} -data {data} -CAfile TSA-ROOT.pem"

@@ -47,6 +47,7 @@ from chain_of_custody.errors import (
     EXIT_OK,
     EXIT_REFUSED,
     EXIT_USAGE,
+    BrowserCrashed,
     CaptureFailed,
     OsintCaptureError,
     UsageError,
@@ -521,6 +522,26 @@ async def _attempt_on(
     """One capture on the shared session; an error is returned, never raised, with
     whether the browser it ran on died (then it is worth one more attempt)."""
     connected, launches = session.browser_connected, session.launches
+
+    def ran_on_gone() -> bool:
+        # The launch this capture ran on: the one running as it began, else the one it
+        # (or a capture beside it) started. It is gone if it died, or was replaced.
+        ran_on = launches if connected else launches + 1
+        launched = connected or session.launches > launches
+        return launched and (not session.browser_connected or session.launches > ran_on)
+
+    # Whether that browser was gone when the capture was done with it: a failure after
+    # that (sealing, stamping) is not the browser's, even if a capture beside it has
+    # relaunched the browser meanwhile.
+    gone_when_done: bool | None = None
+
+    def done_with_browser() -> None:
+        nonlocal gone_when_done
+        if gone_when_done is None:
+            gone_when_done = ran_on_gone()
+        if browser_done is not None:
+            browser_done()
+
     bound = _attempt_bound(options, tsa)
     began = asyncio.get_running_loop().time()
     try:
@@ -535,7 +556,7 @@ async def _attempt_on(
                 options,
                 signer=signer,
                 tsa=tsa,
-                browser_done=browser_done,
+                browser_done=done_with_browser,
             )
         return _Attempt(report=report)
     except TimeoutError as exc:
@@ -553,13 +574,23 @@ async def _attempt_on(
         error = CaptureFailed(f"the browser failed: {_first_line(exc)}")
     except Exception as exc:  # a bug met by one URL must not cost the others theirs
         error = CaptureFailed(f"unexpected {type(exc).__name__}: {_first_line(exc)}")
-    # The launch this capture ran on: the one running as it began, else the one it (or a
-    # capture beside it) started. That browser died if it is gone, or was replaced.
-    ran_on = launches if connected else launches + 1
-    launched = connected or session.launches > launches
-    died = launched and (not session.browser_connected or session.launches > ran_on)
+    died = _browser_died(gone_when_done, ran_on_gone(), error)
     # Only failures: a refusal stands (retrying it would log a second refusal).
     return _Attempt(error=error, browser_died=died and isinstance(error, CaptureFailed))
+
+
+def _browser_died(gone_when_done: bool | None, gone_now: bool, error: OsintCaptureError) -> bool:
+    """Whether a failed attempt failed because its browser died (worth one more).
+
+    Before the capture was done with the browser, a browser gone now is the cause. Once
+    it was done, a browser gone by then is; so is one gone now for a crash the engine
+    reported (a browser killed mid-page, whose end was perhaps not yet noticed then).
+    A later failure of another kind (a timeout while stamping) is not the browser's,
+    even if a capture beside it relaunched the browser meanwhile.
+    """
+    if gone_when_done is None:
+        return gone_now
+    return gone_when_done or (gone_now and isinstance(error, BrowserCrashed))
 
 
 def _attempt_bound(options: CaptureOptions, tsa: TsaConfig | None) -> float:

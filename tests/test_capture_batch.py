@@ -25,7 +25,7 @@ import pytest
 
 import osint_capture.batch as batch_module
 from cases.store import EvidenceStore
-from chain_of_custody.errors import CaptureFailed
+from chain_of_custody.errors import BrowserCrashed, CaptureFailed
 from chain_of_custody.signing import Signer, generate_private_key
 from osint_capture.batch import (
     BatchEntry,
@@ -213,6 +213,45 @@ def test_an_attempt_stuck_past_its_bound_fails_and_is_retried_if_the_browser_die
         assert result.report is None and result.error is not None
         assert "did not end within 0 s" in result.error.message
         assert result.browser_died is dies
+
+
+def test_a_capture_done_with_the_browser_is_not_retried_for_a_relaunch_beside_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Done with its page, a capture fails while sealing or stamping; meanwhile another
+    capture found the browser dead and relaunched it. Its own failure is not the
+    browser's: retrying it would capture its URL twice. A crash the engine reported is."""
+
+    def failing(error: CaptureFailed, gone_before_done: bool) -> Any:
+        async def capture(session: _StuckSession, *args: object, **kwargs: Any) -> None:
+            if gone_before_done:
+                session.browser_connected = False  # killed under this capture
+            kwargs["browser_done"]()
+            session.browser_connected, session.launches = True, 2  # relaunched beside it
+            raise error
+
+        return capture
+
+    cases = [
+        (CaptureFailed("the TSA did not answer in time"), False, False),
+        (BrowserCrashed("the browser crashed; partial item kept", item_id="X"), False, True),
+        (CaptureFailed("the browser failed: target closed"), True, True),
+    ]
+    for error, gone_before_done, retried in cases:
+        monkeypatch.setattr(batch_module, "capture_into_case", failing(error, gone_before_done))
+        result = asyncio.run(
+            _attempt_on(
+                _StuckSession(dies=False),  # type: ignore[arg-type]
+                EvidenceStore(tmp_path),
+                "C-1",
+                BatchEntry(1, "http://a.example/1"),
+                CaptureOptions(),
+                Signer(operator="Det. Sam Rivera", private_key=generate_private_key()),
+                None,
+            )
+        )
+        assert result.error is error
+        assert result.browser_died is retried, error.message
 
 
 def test_exit_code_priority() -> None:

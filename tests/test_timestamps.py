@@ -114,6 +114,23 @@ def _openssl_verify(tsr: Path, data: Path, pki: Pki) -> subprocess.CompletedProc
     return _openssl_ts_verify(tsr, data, "-CAfile", str(pki.root), "-untrusted", str(pki.tsa_cert))
 
 
+def _gen_time_epoch(tsr: Path) -> int:
+    """The stamp's genTime in seconds since 1970, as `openssl ts -reply -text` shows it
+    and `date -d … +%s` turns it (VERIFY.txt step 8's -attime)."""
+    text = subprocess.run(
+        ["openssl", "ts", "-reply", "-in", str(tsr), "-text"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    shown = text.split("Time stamp: ", 1)[1].splitlines()[0].strip()
+    seconds = subprocess.run(
+        ["date", "-d", shown, "+%s"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    return int(seconds)
+
+
 def _openssl_ts_verify(tsr: Path, data: Path, *trust: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["openssl", "ts", "-verify", "-in", str(tsr), "-data", str(data), *trust],
@@ -450,6 +467,15 @@ def test_bundle_carries_a_stamped_custody_head(
             command, cwd=folder, capture_output=True, text=True, timeout=60, check=False
         )
         assert run.returncode == 0 and "Verification: OK" in run.stdout, (command, run.stderr)
+        # With the additions step 8 describes: the TSA's own certificate, and the time
+        # it stamped at (as for a TSA certificate that has expired since).
+        gen_time = _gen_time_epoch(folder / command[command.index("-in") + 1])
+        added = [*command, "-untrusted", str(pki.tsa_cert), "-attime", str(gen_time)]
+        run = subprocess.run(
+            added, cwd=folder, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert run.returncode == 0 and "Verification: OK" in run.stdout, (added, run.stderr)
+    assert "-untrusted" in verify_text and "-attime" in verify_text
     listed = json.loads((folder / "bundle-manifest.json").read_bytes())["files"]
     assert "custody.head.tsr" in {f["path"] for f in listed}
     alone = _standalone(str(out), "--tsa-root", str(pki.root))

@@ -651,17 +651,18 @@ async def _scroll(run: PageRun) -> None:
     # The height the last round ended at; none before the first, whose own scroll to the
     # bottom and wait are then its whole test (as the later rounds', it must not grow).
     height: int | None = None
-    carried: frozenset[str] | None = None
+    # What the next round does not wait for: what was open as the last wait ended (or
+    # as settle's did), taken then, so that a request the page starts between that wait
+    # and this round (a loader the last scroll triggered late) is waited for, not taken
+    # for one that was open all along.
+    next_before = run.settled_open
     try:
         while rounds < options.max_scroll_rounds and clock.left(load=True) > 1.0:
             rounds += 1
             # What was open before this round (a long-poll, a trickle) is not waited for
             # again: only what the scrolling itself asked for.
-            before = run.recorder.inflight_ids()
-            if carried is not None:
-                before, carried = carried, None  # what the last round started, too
-            elif rounds == 1 and run.settled_open is not None:
-                before = run.settled_open  # what started since settle is waited for
+            before = run.recorder.inflight_ids() if next_before is None else next_before
+            next_before = None
             new_height = int(
                 await run.evaluate(SCROLL_JS, [60, 120], timeout=max(1.0, clock.left(load=True)))
             )
@@ -676,8 +677,9 @@ async def _scroll(run: PageRun) -> None:
                 # More to scroll already: go on at once, as a reader would; this round's
                 # requests are waited for by the next one (the last round waits for its
                 # own).
-                carried, stable, height = before, 0, new_height
+                next_before, stable, height = before, 0, new_height
                 continue
+            next_before = run.recorder.inflight_ids()
             bottom = int(await run.evaluate(AT_BOTTOM_JS, timeout=bound(clock, 5.0)))
             final_height = int(await run.evaluate(HEIGHT_JS, timeout=bound(clock, 5.0)))
             same = final_height == new_height and height in (None, new_height)
