@@ -40,6 +40,8 @@ ROBOTS_PARSE_LIMIT = 500 * 1024
 _ROBOTS_KEEP = 1 << 20
 _ROBOTS_TIME = 10.0
 _BLANK_TIME = 2.0
+# The longest robots.txt waits for the page's load event before it is fetched anyway.
+_ROBOTS_HOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -59,14 +61,13 @@ class RobotsFetch:
     """``url``'s robots.txt, fetched beside the page once started, answered once.
 
     Under --respect-robots it is started with the capture, its verdict needed before the
-    page loads. Otherwise the ``robots-txt`` step starts it, as the page is sent off:
-    made at the same time, the two contexts' pages each took ~0.4 s instead of ~0.3 s,
-    and the page's navigation waited for its own (docs/PERFORMANCE.md). The step takes
-    the answer once it is in (without --respect-robots, never before the page loads).
-
-    (Measured and not kept: starting it only once the page had loaded saved ~0.1 s, but
-    a page that used up its load time then had robots.txt compete with its renderings,
-    or fetched at the end with no time left, and recorded as unreachable.)
+    page loads. Otherwise it waits for the page (:meth:`start_by`): it starts when the
+    page's load event fires (the ``access-check`` step starts it), while the capture
+    waits for the page to go still, or after :data:`_ROBOTS_HOLD` if the load is slower.
+    Fetched while the page loaded, on 2 cores, it held up the load event by ~0.1 s; held
+    for the load alone, a page that used up its load time had robots.txt fetched at the
+    end with no time left (docs/PERFORMANCE.md). The step takes the answer once it is in
+    (without --respect-robots, never before the page loads).
     """
 
     def __init__(
@@ -81,9 +82,18 @@ class RobotsFetch:
         self._args = (tabs, f"{parts.scheme}://{parts.netloc}/robots.txt", work_dir)
         self._gate, self._clock = gate, clock
         self._task: asyncio.Task[RobotsAnswer] | None = None
+        self._held: asyncio.TimerHandle | None = None
         self.started = ""
 
+    def start_by(self, delay: float) -> None:
+        """Start within ``delay`` seconds, or sooner when :meth:`start` is called."""
+        if self._task is None and self._held is None:
+            self._held = asyncio.get_running_loop().call_later(delay, self.start)
+
     def start(self) -> None:
+        if self._held is not None:
+            self._held.cancel()
+            self._held = None
         if self._task is None:
             self.started = utc_now()
             tabs, robots_url, work_dir = self._args
@@ -100,7 +110,11 @@ class RobotsFetch:
         return await self._task
 
     async def abandon(self) -> None:
-        """Stop a fetch still under way; an answer nobody took is no error."""
+        """Stop a fetch still under way (or not to start); an answer nobody took is no
+        error."""
+        if self._held is not None:
+            self._held.cancel()
+            self._held = None
         task = self._task
         if task is None:
             return
@@ -182,16 +196,17 @@ async def robots_step(run: PageRun) -> None:
     """``robots-txt``: fetched and judged (rule 6); refuses only under --respect-robots.
 
     Without --respect-robots the verdict is information only, so the page does not wait
-    for it: the step is recorded (in its place, second) once the answer is in.
+    for it, nor it for the page longer than its load (:meth:`RobotsFetch.start_by`): the
+    step is recorded (in its place, second) once the answer is in.
     """
     policy = run.rules.robots_policy
     fetch = run.robots_fetch
     if policy is None or fetch is None:
         return
-    fetch.start()
-    if run.options.respect_robots or fetch.done():
+    if run.options.respect_robots:
         await _judge(run, policy, fetch)
     else:
+        fetch.start_by(_ROBOTS_HOLD)
         run.after_steps.append(lambda: _judge(run, policy, fetch, position=1))
 
 

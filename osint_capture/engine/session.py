@@ -269,8 +269,8 @@ async def _capture_in(
     robots = None
     if rules.robots_policy is not None:
         # Beside the page, in a context of its own. Its verdict comes before the page
-        # under --respect-robots: begun at once; otherwise by its step, once the page is
-        # made, so that the two contexts' pages are not made at once (see RobotsFetch).
+        # under --respect-robots: begun at once; otherwise held by its step until the
+        # page has loaded, so that the two do not compete (see RobotsFetch).
         robots = RobotsFetch(tabs, url, work_dir, rules.gate, clock)
         if options.respect_robots:
             robots.start()

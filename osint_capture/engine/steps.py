@@ -314,6 +314,8 @@ async def access_step(run: PageRun) -> None:
     run.settle_started = utc_now()
     run.load_fired = await _wait_for_load(run)
     run.loaded_at = time.monotonic()
+    if run.robots_fetch is not None:
+        run.robots_fetch.start()  # held until the page had loaded (robots_step)
     if run.rules.inspector is None or run.main is None:
         return
     chain = tuple(hop["url"] for hop in run.result.redirect_chain)
