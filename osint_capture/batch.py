@@ -447,11 +447,20 @@ async def _run_all(
                 first_errors[entry] = result
                 scheduler.retry(entry)
                 continue
+            ended.add(entry)
             finish(_outcome(entry, result, first))
 
-    async with asyncio.TaskGroup() as group:
-        for _ in range(min(2 * settings.concurrency, len(entries))):
-            group.create_task(worker())
+    ended: set[BatchEntry] = set()
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(min(2 * settings.concurrency, len(entries))):
+                group.create_task(worker())
+    finally:
+        # Interrupted (Ctrl-C) before a retry ended: its first attempt is its outcome,
+        # so that what it failed with (and any partial item it kept) is still told.
+        for entry, first in first_errors.items():
+            if entry not in ended:
+                finish(_outcome(entry, first, None, interrupted=True))
 
 
 class _PagePlace:
@@ -476,8 +485,10 @@ class _PagePlace:
             self._places.release()
 
 
-def _outcome(entry: BatchEntry, result: _Attempt, first: _Attempt | None) -> BatchOutcome:
-    retried_note = ""
+def _outcome(
+    entry: BatchEntry, result: _Attempt, first: _Attempt | None, *, interrupted: bool = False
+) -> BatchOutcome:
+    retried_note = "not retried: the batch was interrupted first" if interrupted else ""
     if first is not None:
         assert first.error is not None
         retried_note = (

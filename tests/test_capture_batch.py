@@ -145,6 +145,44 @@ def test_run_all_paces_hosts_and_retries_a_dead_browser_once() -> None:
     assert not by_line[1].retried
 
 
+def test_a_url_whose_retry_is_interrupted_still_gets_its_first_attempts_outcome() -> None:
+    """Ctrl-C while a URL whose browser died waits for (or runs) its retry: the summary
+    still tells what its first attempt failed with, and the partial item it kept."""
+    entries = [BatchEntry(1, "http://a.example/1"), BatchEntry(2, "http://b.example/2")]
+    attempts: list[int] = []
+
+    async def attempt(entry: BatchEntry, browser_done: Callable[[], None]) -> _Attempt:
+        attempts.append(entry.line)
+        if entry.line == 1 and attempts.count(1) == 1:
+            await asyncio.sleep(0.01)
+            batch_task.cancel()  # Ctrl-C, as the first attempt's browser dies
+            died = BrowserCrashed("the browser crashed (killed)", item_id="20261202T000000Z-1")
+            return _Attempt(error=died, browser_died=True)
+        await asyncio.sleep(5)  # the other URL, and the retry: never end by themselves
+        raise AssertionError("not cancelled")
+
+    heard = _Heard()
+    settings = BatchSettings(concurrency=2, host_delay=0.0)
+
+    async def run() -> None:
+        nonlocal batch_task
+        batch_task = asyncio.ensure_future(
+            _run_all(entries, attempt, settings, heard, heard.finished, _Clock())
+        )
+        with pytest.raises(asyncio.CancelledError):
+            await batch_task
+
+    batch_task: asyncio.Future[None]
+    began = time.monotonic()
+    asyncio.run(run())
+    assert time.monotonic() - began < 2.5
+    [told] = heard.outcomes  # line 2 was in flight: an ordinary leftover, not told
+    assert (told.line, told.outcome, told.item_id) == (1, "failed", "20261202T000000Z-1")
+    assert "the browser crashed (killed)" in told.reason
+    assert "not retried: the batch was interrupted first" in told.reason
+    assert not told.retried
+
+
 def test_a_capture_sealing_gives_its_page_to_the_next_url() -> None:
     """Never more than ``concurrency`` pages at once; a capture done with the browser
     lets the next page start while it seals; at most twice as many are in flight."""
