@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 import tempfile
 import threading
@@ -76,14 +77,14 @@ from chain_of_custody.item import (
 )
 from chain_of_custody.regular import open_regular, read_regular_file
 from chain_of_custody.signing import Signer
-from chain_of_custody.timestamp import HEAD_STAMP_NAME, ITEM_STAMP_NAME
+from chain_of_custody.timestamp import HEAD_STAMP_NAME, ITEM_STAMP_NAME, TSR_SUFFIX
 from chain_of_custody.timeutil import parse_utc, utc_now
 from chain_of_custody.verify import StepResult, verify_item
 
 from .actions import case_for_capture
 from .custody import CUSTODY_FILE, append_event, check_log_writable, read_log_bytes
 from .store import CASE_FILE, EvidenceStore
-from .timestamping import Obtained, TsaConfig, log_head_stamp, request_stamp
+from .timestamping import HEAD_STAMPS_DIR, Obtained, TsaConfig, log_head_stamp, request_stamp
 
 __all__ = [
     "RENDERED_NAMES",
@@ -150,6 +151,9 @@ class ExportView:
     # the bundle has none, as ExportResult.head_stamp says it.
     head_stamp: str = "no TSA configured"
     head_stamped: bool = False
+    # The case's earlier custody head stamps (``osint-capture timestamp``), each a pair of
+    # bundle paths: the stamp and the head copy it stamps, both under timestamps/.
+    case_head_stamps: tuple[tuple[str, str], ...] = ()
 
 
 # Given the view, returns the files to add at the bundle's root (RENDERED_NAMES).
@@ -357,6 +361,7 @@ def _write_bundle(
 ) -> ExportResult:
     case_dir = store.case_dir(case_id)
     log, head, events = _log_snapshot(case_dir, case_id, entry, signer)
+    earlier_stamps = _case_head_stamps(case_dir)
     head_stamp, head_stamp_note = _stamp_head(head, tsa)
     seq = int(entry["seq"])
     head_sha = line_sha256(canonical_json(entry))
@@ -375,6 +380,7 @@ def _write_bundle(
         head_sha256=head_sha,
         head_stamp=head_stamp_note,
         head_stamped=head_stamp is not None,
+        case_head_stamps=tuple((tsr, copy) for tsr, copy, _, _ in earlier_stamps),
     )
     members: list[_Member] = [
         _data_member(CASE_FILE, read_regular_file(case_dir / CASE_FILE)),
@@ -383,6 +389,8 @@ def _write_bundle(
     ]
     if head_stamp is not None:
         members.append(_data_member(HEAD_STAMP_NAME, head_stamp.der))
+    for tsr, copy, tsr_data, copy_data in earlier_stamps:
+        members += [_data_member(copy, copy_data), _data_member(tsr, tsr_data)]
     for item in released:
         for f in item.files:
             members.append(
@@ -520,6 +528,8 @@ def _media_type(name: str) -> str:
         if inner == SUMS_NAME:
             return "text/plain; charset=utf-8"
         return media_type_of(inner)
+    if name.startswith(HEAD_STAMPS_DIR + "/"):
+        return _MEDIA_TYPES[HEAD_STAMP_NAME if name.endswith(TSR_SUFFIX) else HEAD_NAME]
     return "application/octet-stream"
 
 
@@ -783,6 +793,36 @@ def _verify_text(view: ExportView, fingerprint: str) -> str:
     return "\n".join(lines)
 
 
+_HEAD_STAMP_FILE = re.compile(rf"{re.escape(HEAD_NAME)}-[0-9]+{re.escape(TSR_SUFFIX)}")
+
+
+def _case_head_stamps(case_dir: Path) -> list[tuple[str, str, bytes, bytes]]:
+    """The case's own custody head stamps (``osint-capture timestamp``), each with the
+    head copy it stamps: ``(stamp path, copy path, stamp, copy)``, paths as in the
+    bundle. They prove the log stood as it did before the export, each at its genTime;
+    the bundle's log holds every entry they name. A stamp without its copy proves
+    nothing checkable and is left out."""
+    folder = case_dir / HEAD_STAMPS_DIR
+    if not folder.is_dir() or folder.is_symlink():
+        return []
+    pairs = []
+    for path in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not _HEAD_STAMP_FILE.fullmatch(path.name):
+            continue
+        copy = path.with_name(path.name.removesuffix(TSR_SUFFIX))
+        if not os.path.lexists(copy):
+            continue
+        pairs.append(
+            (
+                f"{HEAD_STAMPS_DIR}/{path.name}",
+                f"{HEAD_STAMPS_DIR}/{copy.name}",
+                read_regular_file(path),
+                read_regular_file(copy),
+            )
+        )
+    return pairs
+
+
 def _stamp_steps(view: ExportView) -> list[str]:
     """VERIFY.txt's step for the bundle's RFC 3161 stamps, if it holds any."""
     stamps = [
@@ -795,6 +835,7 @@ def _stamp_steps(view: ExportView) -> list[str]:
     ]
     if view.head_stamped:
         stamps.append((HEAD_STAMP_NAME, HEAD_NAME))
+    stamps += view.case_head_stamps
     if not stamps:
         return []
     return [

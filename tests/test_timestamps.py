@@ -421,6 +421,14 @@ def test_tsa_options_are_checked_before_anything_is_sent(
 def test_bundle_carries_a_stamped_custody_head(
     cli: Cli, stamped: Captured, tsa: _Server, pki: Pki, tmp_path: Path
 ) -> None:
+    # The case's own head stamped first (`timestamp`): the bundle carries that stamp too.
+    earlier = cli.run(
+        "timestamp", stamped.case_id, "--tsa", tsa.url("good"), "--tsa-cert", str(pki.root)
+    )
+    assert earlier.returncode == 0, earlier.stderr
+    [case_stamp] = sorted((cli.home / stamped.case_id / "timestamps").glob("*.tsr"))
+    case_stamp_name = f"timestamps/{case_stamp.name}"
+    case_head_name = case_stamp_name.removesuffix(".tsr")
     out = tmp_path / "bundle.zip"
     result = cli.run(
         "export",
@@ -442,6 +450,8 @@ def test_bundle_carries_a_stamped_custody_head(
         bundle.extractall(folder)
     assert "custody.head.tsr" in names
     assert f"items/{stamped.item_id}/{STAMP}" in names
+    assert {case_stamp_name, case_head_name} <= names
+    assert (folder / case_stamp_name).read_bytes() == case_stamp.read_bytes()
     # The report shows what the item's stamp says, as checked before export.
     html = (folder / "report.html").read_text("utf-8")
     row = html.split("Trusted timestamp (RFC 3161)", 1)[1].split("</tr>", 1)[0]
@@ -460,7 +470,11 @@ def test_bundle_carries_a_stamped_custody_head(
         if line.strip().startswith("openssl ts -verify")
     ]
     stamped_files = {c[c.index("-in") + 1] for c in commands}
-    assert stamped_files == {"custody.head.tsr", f"items/{stamped.item_id}/{STAMP}"}
+    assert stamped_files == {
+        "custody.head.tsr",
+        f"items/{stamped.item_id}/{STAMP}",
+        case_stamp_name,
+    }
     for command in commands:
         command[command.index("TSA-ROOT.pem")] = str(pki.root)
         run = subprocess.run(
@@ -477,10 +491,15 @@ def test_bundle_carries_a_stamped_custody_head(
         assert run.returncode == 0 and "Verification: OK" in run.stdout, (added, run.stderr)
     assert "-untrusted" in verify_text and "-attime" in verify_text
     listed = json.loads((folder / "bundle-manifest.json").read_bytes())["files"]
-    assert "custody.head.tsr" in {f["path"] for f in listed}
+    media = {f["path"]: f["media_type"] for f in listed}
+    assert media["custody.head.tsr"] == media[case_stamp_name] == "application/timestamp-reply"
+    assert media[case_head_name] == "application/json"
+    sums = (folder / "SHA256SUMS").read_text("utf-8")
+    assert case_stamp_name in sums and case_head_name in sums
     alone = _standalone(str(out), "--tsa-root", str(pki.root))
     assert alone.returncode == 0, alone.stdout
     assert "14. custody head timestamp verifies: custody.head.tsr: genTime" in alone.stdout
+    assert f"14. custody head timestamp verifies: {case_stamp_name}: genTime" in alone.stdout
     # A stamp of another head in its place: caught (and the signed bundle manifest too).
     tampered = tmp_path / "tampered.zip"
     with zipfile.ZipFile(out) as src, zipfile.ZipFile(tampered, "w") as dst:
