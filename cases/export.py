@@ -848,7 +848,7 @@ def _stamp_steps(view: ExportView) -> list[str]:
         "   signer's certificate (a stamp that does not carry it), add -untrusted",
         "   TSA-CERT.pem, the TSA's own certificate, also from the TSA. If that",
         "   certificate has expired since, add -attime with the genTime in seconds since",
-        "   1970 (date -d 'GENTIME' +%s): it is checked as it stood when it stamped.",
+        "   1970 (GNU date: date -d 'GENTIME' +%s): it is checked as it stood then.",
         "",
         *(
             f"   openssl ts -verify -in {tsr} -data {data} -CAfile TSA-ROOT.pem"

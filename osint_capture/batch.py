@@ -441,6 +441,8 @@ async def _run_all(
                 if wait > 0:
                     await clock.sleep(wait)
                 first = first_errors.get(entry)
+                if first is not None:
+                    retrying.add(entry)
                 listener.started(entry, first is not None)
                 result = await attempt(entry, place.give_up)
             if result.browser_died and first is None:
@@ -451,16 +453,18 @@ async def _run_all(
             finish(_outcome(entry, result, first))
 
     ended: set[BatchEntry] = set()
+    retrying: set[BatchEntry] = set()
     try:
         async with asyncio.TaskGroup() as group:
             for _ in range(min(2 * settings.concurrency, len(entries))):
                 group.create_task(worker())
-    finally:
+    except (asyncio.CancelledError, KeyboardInterrupt):
         # Interrupted (Ctrl-C) before a retry ended: its first attempt is its outcome,
         # so that what it failed with (and any partial item it kept) is still told.
         for entry, first in first_errors.items():
             if entry not in ended:
-                finish(_outcome(entry, first, None, interrupted=True))
+                finish(_outcome(entry, first, None, interrupted=entry in retrying))
+        raise
 
 
 class _PagePlace:
@@ -486,9 +490,15 @@ class _PagePlace:
 
 
 def _outcome(
-    entry: BatchEntry, result: _Attempt, first: _Attempt | None, *, interrupted: bool = False
+    entry: BatchEntry, result: _Attempt, first: _Attempt | None, *, interrupted: bool | None = None
 ) -> BatchOutcome:
-    retried_note = "not retried: the batch was interrupted first" if interrupted else ""
+    """``interrupted``: the batch was interrupted before this entry's retry ended (True:
+    the retry had begun, and ends as an ordinary leftover; False: it never began)."""
+    retried_note = {
+        None: "",
+        True: "its retry was interrupted with the batch",
+        False: "not retried: the batch was interrupted first",
+    }[interrupted]
     if first is not None:
         assert first.error is not None
         retried_note = (
@@ -516,7 +526,7 @@ def _outcome(
         error.exit_code,
         reason,
         getattr(error, "item_id", None),
-        first is not None,
+        first is not None or interrupted is True,
     )
 
 
@@ -541,15 +551,14 @@ async def _attempt_on(
         launched = connected or session.launches > launches
         return launched and (not session.browser_connected or session.launches > ran_on)
 
-    # Whether that browser was gone when the capture was done with it: a failure after
-    # that (sealing, stamping) is not the browser's, even if a capture beside it has
-    # relaunched the browser meanwhile.
-    gone_when_done: bool | None = None
+    # Whether the capture's browser steps ended with a result (capture_into_case calls
+    # browser_done then): a failure after that (sealing, stamping) is not the browser's,
+    # even if a capture beside it has relaunched the browser meanwhile.
+    engine_returned = False
 
     def done_with_browser() -> None:
-        nonlocal gone_when_done
-        if gone_when_done is None:
-            gone_when_done = ran_on_gone()
+        nonlocal engine_returned
+        engine_returned = True
         if browser_done is not None:
             browser_done()
 
@@ -585,23 +594,23 @@ async def _attempt_on(
         error = CaptureFailed(f"the browser failed: {_first_line(exc)}")
     except Exception as exc:  # a bug met by one URL must not cost the others theirs
         error = CaptureFailed(f"unexpected {type(exc).__name__}: {_first_line(exc)}")
-    died = _browser_died(gone_when_done, ran_on_gone(), error)
+    died = _browser_died(engine_returned, ran_on_gone(), error)
     # Only failures: a refusal stands (retrying it would log a second refusal).
     return _Attempt(error=error, browser_died=died and isinstance(error, CaptureFailed))
 
 
-def _browser_died(gone_when_done: bool | None, gone_now: bool, error: OsintCaptureError) -> bool:
+def _browser_died(engine_returned: bool, gone_now: bool, error: OsintCaptureError) -> bool:
     """Whether a failed attempt failed because its browser died (worth one more).
 
-    Before the capture was done with the browser, a browser gone now is the cause. Once
-    it was done, a browser gone by then is; so is one gone now for a crash the engine
-    reported (a browser killed mid-page, whose end was perhaps not yet noticed then).
-    A later failure of another kind (a timeout while stamping) is not the browser's,
-    even if a capture beside it relaunched the browser meanwhile.
+    Before the browser steps ended, a browser gone now is the cause. Once they ended
+    with a result, only a crash that result reported is (a browser killed mid-page,
+    raised as BrowserCrashed once its partial item is sealed), and only if the browser
+    is gone: a later failure of another kind (a timeout while stamping) is not the
+    browser's, even if a capture beside it relaunched the browser meanwhile.
     """
-    if gone_when_done is None:
+    if not engine_returned:
         return gone_now
-    return gone_when_done or (gone_now and isinstance(error, BrowserCrashed))
+    return gone_now and isinstance(error, BrowserCrashed)
 
 
 def _attempt_bound(options: CaptureOptions, tsa: TsaConfig | None) -> float:

@@ -202,9 +202,10 @@ async def capture_into_case(
 ) -> CaptureReport:
     """Capture ``url`` into case ``case_id`` on ``session``, in the module's steps.
 
-    ``browser_done`` is called once the capture no longer uses the browser (its page
-    and context are closed, or it never opened them), before the item is sealed: a
-    batch starts its next page then, while this one is written, logged and stamped.
+    ``browser_done`` is called once the browser steps have ended with a result (the
+    page and its context are closed), before the item is sealed: a batch starts its
+    next page then, while this one is written, logged and stamped. If they raise, it is
+    not called: the capture ends at once, and the caller knows the browser failed it.
     """
     # Off the event loop: step 1 reads the custody log, resolves the target's name and
     # may log a refusal, while other captures on this session are recording.
@@ -221,11 +222,9 @@ async def _capture_checked(
     """Steps 2 to 8, for a capture the rules allowed."""
     store, case_id, tsa, signer = capture.store, capture.case.case_id, capture.tsa, capture.signer
     with store.new_item(case_id) as staging:
-        try:
-            result = await _run_engine(session, capture, staging)
-        finally:
-            if browser_done is not None:
-                browser_done()
+        result = await _run_engine(session, capture, staging)
+        if browser_done is not None:
+            browser_done()
         if result.crash is not None and result.main_exchange is None:
             raise BrowserCrashed(
                 f"the browser crashed ({result.crash}) before the page was received; "

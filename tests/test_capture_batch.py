@@ -145,16 +145,21 @@ def test_run_all_paces_hosts_and_retries_a_dead_browser_once() -> None:
     assert not by_line[1].retried
 
 
-def test_a_url_whose_retry_is_interrupted_still_gets_its_first_attempts_outcome() -> None:
+@pytest.mark.parametrize("retry_began", [True, False])
+def test_a_url_whose_retry_is_interrupted_still_gets_its_first_attempts_outcome(
+    retry_began: bool,
+) -> None:
     """Ctrl-C while a URL whose browser died waits for (or runs) its retry: the summary
     still tells what its first attempt failed with, and the partial item it kept."""
     entries = [BatchEntry(1, "http://a.example/1"), BatchEntry(2, "http://b.example/2")]
     attempts: list[int] = []
+    batch_task: asyncio.Future[None] | None = None
 
     async def attempt(entry: BatchEntry, browser_done: Callable[[], None]) -> _Attempt:
         attempts.append(entry.line)
         if entry.line == 1 and attempts.count(1) == 1:
             await asyncio.sleep(0.01)
+            assert batch_task is not None
             batch_task.cancel()  # Ctrl-C, as the first attempt's browser dies
             died = BrowserCrashed("the browser crashed (killed)", item_id="20261202T000000Z-1")
             return _Attempt(error=died, browser_died=True)
@@ -162,7 +167,8 @@ def test_a_url_whose_retry_is_interrupted_still_gets_its_first_attempts_outcome(
         raise AssertionError("not cancelled")
 
     heard = _Heard()
-    settings = BatchSettings(concurrency=2, host_delay=0.0)
+    # With a long host delay the retry waits for its turn on the host, never begun.
+    settings = BatchSettings(concurrency=2, host_delay=0.0 if retry_began else 30.0)
 
     async def run() -> None:
         nonlocal batch_task
@@ -172,15 +178,18 @@ def test_a_url_whose_retry_is_interrupted_still_gets_its_first_attempts_outcome(
         with pytest.raises(asyncio.CancelledError):
             await batch_task
 
-    batch_task: asyncio.Future[None]
     began = time.monotonic()
     asyncio.run(run())
     assert time.monotonic() - began < 2.5
+    assert attempts.count(1) == (2 if retry_began else 1)
     [told] = heard.outcomes  # line 2 was in flight: an ordinary leftover, not told
     assert (told.line, told.outcome, told.item_id) == (1, "failed", "20261202T000000Z-1")
     assert "the browser crashed (killed)" in told.reason
-    assert "not retried: the batch was interrupted first" in told.reason
-    assert not told.retried
+    if retry_began:
+        assert "its retry was interrupted with the batch" in told.reason and told.retried
+    else:
+        assert "not retried: the batch was interrupted first" in told.reason
+        assert not told.retried
 
 
 def test_a_capture_sealing_gives_its_page_to_the_next_url() -> None:
@@ -256,27 +265,29 @@ def test_an_attempt_stuck_past_its_bound_fails_and_is_retried_if_the_browser_die
 def test_a_capture_done_with_the_browser_is_not_retried_for_a_relaunch_beside_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Done with its page, a capture fails while sealing or stamping; meanwhile another
-    capture found the browser dead and relaunched it. Its own failure is not the
-    browser's: retrying it would capture its URL twice. A crash the engine reported is."""
+    """Its browser steps ended, a capture fails while sealing or stamping; meanwhile
+    another capture found the browser dead and relaunched it. Its own failure is not the
+    browser's: retrying it would capture its URL twice. A crash its result reported is,
+    and so is a failure of the browser steps themselves."""
 
-    def failing(error: CaptureFailed, gone_before_done: bool) -> Any:
+    def failing(error: CaptureFailed, engine_returned: bool) -> Any:
         async def capture(session: _StuckSession, *args: object, **kwargs: Any) -> None:
-            if gone_before_done:
-                session.browser_connected = False  # killed under this capture
-            kwargs["browser_done"]()
+            if engine_returned:
+                kwargs["browser_done"]()
+            else:
+                session.browser_connected = False  # killed under this capture's page
             session.browser_connected, session.launches = True, 2  # relaunched beside it
             raise error
 
         return capture
 
     cases = [
-        (CaptureFailed("the TSA did not answer in time"), False, False),
-        (BrowserCrashed("the browser crashed; partial item kept", item_id="X"), False, True),
-        (CaptureFailed("the browser failed: target closed"), True, True),
+        (CaptureFailed("the TSA did not answer in time"), True, False),
+        (BrowserCrashed("the browser crashed; partial item kept", item_id="X"), True, True),
+        (CaptureFailed("the browser failed: target closed"), False, True),
     ]
-    for error, gone_before_done, retried in cases:
-        monkeypatch.setattr(batch_module, "capture_into_case", failing(error, gone_before_done))
+    for error, engine_returned, retried in cases:
+        monkeypatch.setattr(batch_module, "capture_into_case", failing(error, engine_returned))
         result = asyncio.run(
             _attempt_on(
                 _StuckSession(dies=False),  # type: ignore[arg-type]

@@ -275,6 +275,10 @@ def test_manifest_provenance(
     assert p["access"]["private_network_used"], "the lab flag's use is flagged"
     assert [s["name"] for s in p["steps"]][:3] == ["launch-browser", "robots-txt", "navigate"]
     assert all(s["state"] == "done" for s in p["steps"]), p["steps"]
+    steps = {s["name"]: s for s in p["steps"]}
+    # Recorded in its place, but fetched once the page was waiting for its load event
+    # (settle's start), not beside the page's own loading.
+    assert steps["robots-txt"]["started"] >= steps["settle"]["started"]
 
 
 def test_manifest_post_metadata_and_robots(manifest: dict[str, Any]) -> None:

@@ -65,8 +65,9 @@ class PageRun:
     crashed: str | None = None
     closing: bool = False  # the capture is closing the page itself: no crash
     crash_event: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
-    # robots.txt, fetched beside the page (``robots-txt`` starts it and takes it), and
-    # what must still run once the steps are done (its record, when it was not awaited).
+    # robots.txt, fetched beside the page (``robots-txt`` holds it until the page's load,
+    # when ``access-check`` starts it, and takes its answer), and what must still run
+    # once the steps are done (its record, when it was not awaited).
     robots_fetch: RobotsFetch | None = None
     after_steps: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     load_fired: bool = False

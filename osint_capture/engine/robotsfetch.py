@@ -40,8 +40,9 @@ ROBOTS_PARSE_LIMIT = 500 * 1024
 _ROBOTS_KEEP = 1 << 20
 _ROBOTS_TIME = 10.0
 _BLANK_TIME = 2.0
-# The longest robots.txt waits for the page's load event before it is fetched anyway.
-_ROBOTS_HOLD = 0.5
+# The longest robots.txt waits for the page's load event, from when the page is sent
+# off, before it is fetched anyway (a page that never loads still has it, in time).
+_ROBOTS_HOLD = 1.0
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,12 @@ class RobotsFetch:
     Under --respect-robots it is started with the capture, its verdict needed before the
     page loads. Otherwise it waits for the page (:meth:`start_by`): it starts when the
     page's load event fires (the ``access-check`` step starts it), while the capture
-    waits for the page to go still, or after :data:`_ROBOTS_HOLD` if the load is slower.
-    Fetched while the page loaded, on 2 cores, it held up the load event by ~0.1 s; held
-    for the load alone, a page that used up its load time had robots.txt fetched at the
-    end with no time left (docs/PERFORMANCE.md). The step takes the answer once it is in
-    (without --respect-robots, never before the page loads).
+    waits for the page to go still, or :data:`_ROBOTS_HOLD` after the page was sent off
+    if the load is slower. Fetched while the page loaded, on 2 cores, its context and
+    page competed with the page's load; held for the load alone, a page that used up
+    its load time had robots.txt fetched at the end with no time left (both in
+    docs/PERFORMANCE.md). The step takes the answer once it is in (without
+    --respect-robots, never before the page loads).
     """
 
     def __init__(
@@ -91,15 +93,20 @@ class RobotsFetch:
             self._held = asyncio.get_running_loop().call_later(delay, self.start)
 
     def start(self) -> None:
-        if self._held is not None:
-            self._held.cancel()
-            self._held = None
+        self.hold_off()
         if self._task is None:
             self.started = utc_now()
             tabs, robots_url, work_dir = self._args
             self._task = asyncio.ensure_future(
                 _fetch(tabs, robots_url, work_dir, self._gate, self._clock)
             )
+
+    def hold_off(self) -> None:
+        """Cancel a start :meth:`start_by` set, if it has not come yet: once the page's
+        steps have ended, only :meth:`answer` may still start the fetch."""
+        if self._held is not None:
+            self._held.cancel()
+            self._held = None
 
     def done(self) -> bool:
         return self._task is not None and self._task.done()
@@ -112,9 +119,7 @@ class RobotsFetch:
     async def abandon(self) -> None:
         """Stop a fetch still under way (or not to start); an answer nobody took is no
         error."""
-        if self._held is not None:
-            self._held.cancel()
-            self._held = None
+        self.hold_off()
         task = self._task
         if task is None:
             return

@@ -343,6 +343,8 @@ async def _page_in(
         await run_page_steps(run)
     finally:
         run.closing = True
+        if robots is not None:
+            robots.hold_off()  # a page refused or failed before its load: none is fetched
         await recorder.stop()
         recorder.apply_sent_headers()
         result.crash = run.crashed

@@ -316,6 +316,10 @@ async def access_step(run: PageRun) -> None:
     run.loaded_at = time.monotonic()
     if run.robots_fetch is not None:
         run.robots_fetch.start()  # held until the page had loaded (robots_step)
+    # The DOM is watched from the load event on, not from after the check has read the
+    # page: settle's still period then runs while the check does (a change resets it).
+    with contextlib.suppress(PageScriptError, TimeoutError):
+        await run.evaluate(STILL_JS, timeout=bound(run.clock, 0.5))
     if run.rules.inspector is None or run.main is None:
         return
     chain = tuple(hop["url"] for hop in run.result.redirect_chain)
