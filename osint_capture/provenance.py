@@ -8,6 +8,7 @@ metadata.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import platform
@@ -29,6 +30,9 @@ __all__ = ["build_provenance", "json_safe", "tool_version", "version_of", "warci
 _MAX_DEPTH = 40
 
 
+# Cached: the versions of the code this process runs, which an upgrade on disk during a
+# batch does not change (and each lookup scans the installed packages' metadata).
+@functools.cache
 def tool_version() -> str:
     try:
         return metadata.version("osint-capture")
@@ -36,6 +40,7 @@ def tool_version() -> str:
         return "0+unknown"
 
 
+@functools.cache
 def version_of(dist: str) -> str:
     try:
         return metadata.version(dist)
