@@ -324,24 +324,29 @@ def test_the_replay_server_answers_byte_ranges(exported: dict[str, Any], cli: Cl
         assert missing.value.code == 404
 
 
-def test_replay_command_serves_an_item(exported: dict[str, Any], cli: Cli) -> None:
+@pytest.mark.parametrize("kind", ["item", "item folder", "wacz", "bundle"])
+def test_replay_command_serves_an_item(
+    exported: dict[str, Any], cli: Cli, kind: str, tmp_path: Path
+) -> None:
     post = next(c for c in exported["captures"] if c["final_url"].endswith("/post/1"))
-    argv = [
-        sys.executable,
-        "-m",
-        "osint_capture",
-        "--home",
-        str(cli.home),
-        "replay",
-        post["item_id"],
-    ]
+    if kind == "bundle":
+        bundle = tmp_path / "bundle.zip"
+        cli.ok("export", exported["case_id"], "--out", str(bundle), "--recipient", "ADA J. Lee")
+    target = {
+        "item": post["item_id"],
+        "item folder": post["item_dir"],
+        "wacz": str(exported["wacz"]),
+        "bundle": str(tmp_path / "bundle.zip"),
+    }[kind]
+    argv = [sys.executable, "-m", "osint_capture", "--home", str(cli.home), "replay", target]
     proc = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli.env
     )
     try:
         assert proc.stdout is not None
-        address = ""
+        address, told = "", []
         for line in proc.stdout:
+            told.append(line)
             if line.startswith("Open "):
                 address = line.split()[1]
                 break
@@ -351,6 +356,8 @@ def test_replay_command_serves_an_item(exported: dict[str, Any], cli: Cli) -> No
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
+    assert any(line.startswith("Replaying ") for line in told), told
+    assert any(post["final_url"] in line for line in told if "page:" in line), told
     assert POST_HEADLINE in seen.text and POST_AUTHOR in seen.text
     assert len(seen.comments) == _TOTAL
     here = urlsplit(address).netloc
