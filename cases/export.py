@@ -75,7 +75,7 @@ from chain_of_custody.item import (
     manifest_files,
     media_type_of,
 )
-from chain_of_custody.regular import open_regular, read_regular_file
+from chain_of_custody.regular import NotRegularFile, open_regular, read_regular_file
 from chain_of_custody.signing import Signer
 from chain_of_custody.timestamp import HEAD_STAMP_NAME, ITEM_STAMP_NAME, TSR_SUFFIX
 from chain_of_custody.timeutil import parse_utc, utc_now
@@ -227,6 +227,9 @@ def export_case(
     selected = _select(store, case_id, items)
     check_log_writable(case_dir, case_id=case_id)
     released = tuple(_verified(store, case_id, item_id) for item_id in selected)
+    # Taken before this export's entry is logged, so that each names an entry before it:
+    # the bundle's log, cut at that entry, then holds every entry they stamp.
+    earlier_stamps = _case_head_stamps(case_dir, read_log_bytes(case_dir, case_id=case_id))
 
     details = exported_details(
         recipient=recipient, reason=reason, items=list(selected), bundle=out.name
@@ -242,7 +245,18 @@ def export_case(
     )
     try:
         result = _write_bundle(
-            store, case_id, out, force, signer, render, released, recipient, reason, entry, tsa
+            store,
+            case_id,
+            out,
+            force,
+            signer,
+            render,
+            released,
+            recipient,
+            reason,
+            entry,
+            tsa,
+            earlier_stamps,
         )
     except BaseException as exc:
         _log_incomplete(store, case_id, out, exc, signer)
@@ -358,10 +372,10 @@ def _write_bundle(
     reason: str | None,
     entry: Mapping[str, Any],
     tsa: TsaConfig | None = None,
+    earlier_stamps: Sequence[_CaseHeadStamp] = (),
 ) -> ExportResult:
     case_dir = store.case_dir(case_id)
     log, head, events = _log_snapshot(case_dir, case_id, entry, signer)
-    earlier_stamps = _case_head_stamps(case_dir)
     head_stamp, head_stamp_note = _stamp_head(head, tsa)
     seq = int(entry["seq"])
     head_sha = line_sha256(canonical_json(entry))
@@ -380,7 +394,7 @@ def _write_bundle(
         head_sha256=head_sha,
         head_stamp=head_stamp_note,
         head_stamped=head_stamp is not None,
-        case_head_stamps=tuple((tsr, copy) for tsr, copy, _, _ in earlier_stamps),
+        case_head_stamps=tuple((stamp.path, stamp.copy_path) for stamp in earlier_stamps),
     )
     members: list[_Member] = [
         _data_member(CASE_FILE, read_regular_file(case_dir / CASE_FILE)),
@@ -389,8 +403,8 @@ def _write_bundle(
     ]
     if head_stamp is not None:
         members.append(_data_member(HEAD_STAMP_NAME, head_stamp.der))
-    for tsr, copy, tsr_data, copy_data in earlier_stamps:
-        members += [_data_member(copy, copy_data), _data_member(tsr, tsr_data)]
+    for stamp in earlier_stamps:
+        members += [_data_member(stamp.copy_path, stamp.copy), _data_member(stamp.path, stamp.der)]
     for item in released:
         for f in item.files:
             members.append(
@@ -796,31 +810,72 @@ def _verify_text(view: ExportView, fingerprint: str) -> str:
 _HEAD_STAMP_FILE = re.compile(rf"{re.escape(HEAD_NAME)}-[0-9]+{re.escape(TSR_SUFFIX)}")
 
 
-def _case_head_stamps(case_dir: Path) -> list[tuple[str, str, bytes, bytes]]:
+@dataclass(frozen=True)
+class _CaseHeadStamp:
+    """One of the case's own custody head stamps, with the head copy it stamps; paths
+    as in the bundle (under timestamps/)."""
+
+    path: str
+    copy_path: str
+    der: bytes
+    copy: bytes
+
+
+def _case_head_stamps(case_dir: Path, log: bytes) -> list[_CaseHeadStamp]:
     """The case's own custody head stamps (``osint-capture timestamp``), each with the
-    head copy it stamps: ``(stamp path, copy path, stamp, copy)``, paths as in the
-    bundle. They prove the log stood as it did before the export, each at its genTime;
-    the bundle's log holds every entry they name. A stamp without its copy proves
-    nothing checkable and is left out."""
+    head copy it stamps, checked as the bundle's verifier will check them: the stamp is
+    over the copy, and the copy names an entry of ``log`` by its number and line hash.
+    One that fails (or is not a regular file) stops the export before anything is
+    logged: a bundle must not carry what its own verifier refuses. A stamp without its
+    copy proves nothing checkable and is left out, as is anything not named as a pair.
+    """
+    from chain_of_custody.canonical import parse_canonical
+    from chain_of_custody.timestamp import TimestampInvalid, verify_stamp
+
     folder = case_dir / HEAD_STAMPS_DIR
-    if not folder.is_dir() or folder.is_symlink():
+    if not os.path.lexists(folder):
         return []
-    pairs = []
+    if folder.is_symlink() or not folder.is_dir():
+        raise IntegrityError(f"{folder} is not a folder; nothing was exported")
+    lines, _ = split_log(log)
+    stamps = []
     for path in sorted(folder.iterdir(), key=lambda p: p.name):
         if not _HEAD_STAMP_FILE.fullmatch(path.name):
             continue
-        copy = path.with_name(path.name.removesuffix(TSR_SUFFIX))
-        if not os.path.lexists(copy):
+        copy_path = path.with_name(path.name.removesuffix(TSR_SUFFIX))
+        if not os.path.lexists(copy_path):
             continue
-        pairs.append(
-            (
-                f"{HEAD_STAMPS_DIR}/{path.name}",
-                f"{HEAD_STAMPS_DIR}/{copy.name}",
-                read_regular_file(path),
-                read_regular_file(copy),
+        try:
+            der, copy = read_regular_file(path), read_regular_file(copy_path)
+            verify_stamp(der, copy, roots=None)
+            head = parse_canonical(copy.rstrip(b"\n"))
+            seq, recorded = int(head["seq"]), str(head["head_sha256"])
+        except (OSError, TimestampInvalid, KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, TimestampInvalid):
+                why = exc.one_line()
+            elif isinstance(exc, NotRegularFile):
+                why = f"{exc.filename} is {exc.what}"
+            elif isinstance(exc, OSError):
+                why = f"cannot read {exc.filename}: {exc.strerror}"
+            else:
+                why = "its head copy is not a custody head"
+            raise IntegrityError(
+                f"{path}: the case's custody head stamp does not check ({why}); "
+                "nothing was exported",
+                hint=f"`osint-capture verify {case_dir.name}` says more",
+            ) from None
+        if not 1 <= seq <= len(lines) or line_sha256(lines[seq - 1]) != recorded:
+            raise IntegrityError(
+                f"{copy_path} names custody entry {seq}, which the case's log does not "
+                "hold as stamped; nothing was exported",
+                hint=f"`osint-capture verify {case_dir.name}` says more",
+            )
+        stamps.append(
+            _CaseHeadStamp(
+                f"{HEAD_STAMPS_DIR}/{path.name}", f"{HEAD_STAMPS_DIR}/{copy_path.name}", der, copy
             )
         )
-    return pairs
+    return stamps
 
 
 def _stamp_steps(view: ExportView) -> list[str]:

@@ -202,10 +202,11 @@ async def capture_into_case(
 ) -> CaptureReport:
     """Capture ``url`` into case ``case_id`` on ``session``, in the module's steps.
 
-    ``browser_done`` is called once the browser steps have ended with a result (the
-    page and its context are closed), before the item is sealed: a batch starts its
-    next page then, while this one is written, logged and stamped. If they raise, it is
-    not called: the capture ends at once, and the caller knows the browser failed it.
+    ``browser_done`` is called once the browser steps, and the check of where they
+    connected, have ended with a result (the page and its context are closed), before
+    the item is sealed: a batch starts its next page then, while this one is written,
+    logged and stamped. If they raise (a failure, a refusal), it is not called: the
+    capture ends at once, and the caller knows it ended in the browser steps.
     """
     # Off the event loop: step 1 reads the custody log, resolves the target's name and
     # may log a refusal, while other captures on this session are recording.

@@ -511,3 +511,51 @@ def test_bundle_carries_a_stamped_custody_head(
     bad = _standalone(str(tampered), "--tsa-root", str(pki.root))
     assert bad.returncode == 1
     assert "[FAIL] 14. custody head timestamp verifies" in bad.stdout
+
+
+def test_export_refuses_a_case_head_stamp_its_bundle_verifier_would_fail(
+    cli: Cli, awaiting: tuple[Captured, Path], tsa: _Server, pki: Pki, tmp_path: Path
+) -> None:
+    """The case's own head stamps are checked before the export logs anything: one
+    damaged, or a link in its place, stops it (exit 1) with nothing written or logged."""
+    captured, pristine = awaiting
+    home = _home_with(pristine, tmp_path)
+    stamped = _run(
+        home,
+        cli.env,
+        "timestamp",
+        captured.case_id,
+        "--tsa",
+        tsa.url("good"),
+        "--tsa-cert",
+        str(pki.root),
+    )
+    assert stamped.returncode == 0, stamped.stderr
+    case_dir = home.home / captured.case_id
+    [stamp] = sorted((case_dir / "timestamps").glob("*.tsr"))
+    good = stamp.read_bytes()
+    elsewhere = tmp_path / "elsewhere.tsr"
+    elsewhere.write_bytes(good)
+    for damage, said in (
+        (lambda: stamp.write_bytes(good[:-1] + bytes([good[-1] ^ 1])), "does not check"),
+        (lambda: (stamp.unlink(), stamp.symlink_to(elsewhere)), "symbolic link"),
+    ):
+        damage()
+        log_before = (case_dir / "custody.jsonl").read_bytes()
+        out = tmp_path / "bundle.zip"
+        made = _run(
+            home, cli.env, "export", captured.case_id, "--out", str(out), "--recipient", "R"
+        )
+        assert made.returncode == 1, made.stderr
+        assert said in made.stderr and stamp.name in made.stderr, made.stderr
+        assert made.stderr.count("\n") <= 2 and "Traceback" not in made.stderr
+        assert not out.exists()
+        assert (case_dir / "custody.jsonl").read_bytes() == log_before
+        stamp.unlink()
+        stamp.write_bytes(good)
+    # Whole again, it is exported.
+    out = tmp_path / "bundle.zip"
+    made = _run(home, cli.env, "export", captured.case_id, "--out", str(out), "--recipient", "R")
+    assert made.returncode == 0, made.stderr
+    with zipfile.ZipFile(out) as bundle:
+        assert bundle.read(f"timestamps/{stamp.name}") == good

@@ -63,13 +63,16 @@ _TOTAL = COMMENT_PAGES * COMMENTS_PER_PAGE
 def exported(
     cli: Cli, site: SampleSite, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
-    """One case, two captures, and its WACZ."""
+    """One case, two captures, its bundle and its WACZ."""
     case_id = cli.new_case()
     captures = []
     for path in ("/post/1", "/post/1?ref=share"):
         proc, data = cli.capture(site.url(path), case_id)
         assert proc.returncode == 0 and data is not None, proc.stderr
         captures.append(data)
+    # A bundle of the same case first, for `replay`; the WACZ's export is the log's last.
+    bundle = tmp_path_factory.mktemp("bundle") / f"{case_id}.zip"
+    cli.ok("export", case_id, "--out", str(bundle), "--recipient", "ADA J. Lee")
     out = tmp_path_factory.mktemp("wacz") / f"{case_id}.wacz"
     proc = cli.ok(
         "export",
@@ -84,7 +87,7 @@ def exported(
         "discovery",
     )
     assert "WACZ 1.1.1" in proc.stdout
-    return {"case_id": case_id, "captures": captures, "wacz": out}
+    return {"case_id": case_id, "captures": captures, "wacz": out, "bundle": bundle}
 
 
 def _members(path: Path) -> dict[str, bytes]:
@@ -325,18 +328,13 @@ def test_the_replay_server_answers_byte_ranges(exported: dict[str, Any], cli: Cl
 
 
 @pytest.mark.parametrize("kind", ["item", "item folder", "wacz", "bundle"])
-def test_replay_command_serves_an_item(
-    exported: dict[str, Any], cli: Cli, kind: str, tmp_path: Path
-) -> None:
+def test_replay_command_serves_an_item(exported: dict[str, Any], cli: Cli, kind: str) -> None:
     post = next(c for c in exported["captures"] if c["final_url"].endswith("/post/1"))
-    if kind == "bundle":
-        bundle = tmp_path / "bundle.zip"
-        cli.ok("export", exported["case_id"], "--out", str(bundle), "--recipient", "ADA J. Lee")
     target = {
         "item": post["item_id"],
         "item folder": post["item_dir"],
         "wacz": str(exported["wacz"]),
-        "bundle": str(tmp_path / "bundle.zip"),
+        "bundle": str(exported["bundle"]),
     }[kind]
     argv = [sys.executable, "-m", "osint_capture", "--home", str(cli.home), "replay", target]
     proc = subprocess.Popen(

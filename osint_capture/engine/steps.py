@@ -541,9 +541,8 @@ async def settle_step(run: PageRun) -> None:
     scrolling begins as soon as the page is still rather than idling here first.
     """
     options, clock = run.options, run.clock
-    # Start watching the DOM now, so that its stillness is measured from here.
-    with contextlib.suppress(PageScriptError, TimeoutError):
-        await run.evaluate(STILL_JS, timeout=bound(clock, 0.5))
+    # The DOM has been watched since the load event (access_step); were it not (its
+    # call went unanswered), the wait's first call starts watching it.
     waited = await _wait_still(
         run,
         time.monotonic() + min(options.settle_timeout, clock.left(load=True)),
