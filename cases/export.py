@@ -823,14 +823,15 @@ class _CaseHeadStamp:
 
 def _case_head_stamps(case_dir: Path, log: bytes) -> list[_CaseHeadStamp]:
     """The case's own custody head stamps (``osint-capture timestamp``), each with the
-    head copy it stamps, checked as the bundle's verifier will check them: the stamp is
-    over the copy, and the copy names an entry of ``log`` by its number and line hash.
-    One that fails (or is not a regular file) stops the export before anything is
-    logged: a bundle must not carry what its own verifier refuses. A stamp without its
-    copy proves nothing checkable and is left out, as is anything not named as a pair.
+    head copy it stamps, checked as far as no TSA certificate is needed: the stamp is a
+    granted reply over the copy's SHA-256, and the copy names an entry of ``log`` by its
+    number and line hash. One that fails (or is not a regular file) stops the export
+    before anything is logged: a bundle must not carry a stamp of nothing it holds. A
+    stamp without its copy proves nothing checkable and is left out, as is anything not
+    named as a pair.
     """
     from chain_of_custody.canonical import parse_canonical
-    from chain_of_custody.timestamp import TimestampInvalid, verify_stamp
+    from chain_of_custody.timestamp import TimestampInvalid, check_imprint
 
     folder = case_dir / HEAD_STAMPS_DIR
     if not os.path.lexists(folder):
@@ -847,7 +848,9 @@ def _case_head_stamps(case_dir: Path, log: bytes) -> list[_CaseHeadStamp]:
             continue
         try:
             der, copy = read_regular_file(path), read_regular_file(copy_path)
-            verify_stamp(der, copy, roots=None)
+            # Its TSA's signature is the recipient's to check, against the TSA's root
+            # (VERIFY.txt); the export has no root to check it against.
+            check_imprint(der, copy)
             head = parse_canonical(copy.rstrip(b"\n"))
             seq, recorded = int(head["seq"]), str(head["head_sha256"])
         except (OSError, TimestampInvalid, KeyError, TypeError, ValueError) as exc:

@@ -47,6 +47,7 @@ __all__ = [
     "TSR_SUFFIX",
     "Stamp",
     "TimestampInvalid",
+    "check_imprint",
     "load_certificates",
     "verify_stamp",
 ]
@@ -123,24 +124,9 @@ def verify_stamp(
     reply itself carries — weaker: anyone can make such a reply — and the stamp says so.
     Raises TimestampInvalid saying what is wrong.
     """
-    response = _parse(der)
-    if PKIStatus(response.status) not in (PKIStatus.GRANTED, PKIStatus.GRANTED_WITH_MODS):
-        said = "; ".join(response.status_string) or "no reason given"
-        raise TimestampInvalid(
-            f"the TSA did not grant the timestamp (status {response.status}: {said})"
-        )
+    response = _granted_for(der, data)
     info = response.tst_info
-    imprint = info.message_imprint
-    if imprint.hash_algorithm.dotted_string != SHA256_OID:
-        raise TimestampInvalid(
-            f"the stamp's imprint uses hash {imprint.hash_algorithm.dotted_string}, not SHA-256"
-        )
     expected = hashlib.sha256(data).digest()
-    if imprint.message != expected:
-        raise TimestampInvalid(
-            f"the stamp is for another imprint: it stamps SHA-256 {imprint.message.hex()}, "
-            f"the data hashes to {expected.hex()}"
-        )
     if nonce is not None and info.nonce != nonce:
         raise TimestampInvalid(
             f"the reply's nonce {info.nonce} is not the request's ({nonce}): "
@@ -180,9 +166,37 @@ def verify_stamp(
         policy=info.policy.dotted_string,
         nonce=info.nonce,
         tsa=signer.subject.rfc4514_string(),
-        imprint_sha256=imprint.message.hex(),
+        imprint_sha256=info.message_imprint.message.hex(),
         anchor=anchor,
     )
+
+
+def check_imprint(der: bytes, data: bytes) -> None:
+    """Check only what needs no certificate: the TimeStampResp ``der`` parses, is
+    granted, and stamps the SHA-256 of ``data``. Raises TimestampInvalid. (Whether the
+    TSA signed it, and is to be trusted, is :func:`verify_stamp`'s, given its root.)"""
+    _granted_for(der, data)
+
+
+def _granted_for(der: bytes, data: bytes) -> TimeStampResponse:
+    response = _parse(der)
+    if PKIStatus(response.status) not in (PKIStatus.GRANTED, PKIStatus.GRANTED_WITH_MODS):
+        said = "; ".join(response.status_string) or "no reason given"
+        raise TimestampInvalid(
+            f"the TSA did not grant the timestamp (status {response.status}: {said})"
+        )
+    imprint = response.tst_info.message_imprint
+    if imprint.hash_algorithm.dotted_string != SHA256_OID:
+        raise TimestampInvalid(
+            f"the stamp's imprint uses hash {imprint.hash_algorithm.dotted_string}, not SHA-256"
+        )
+    expected = hashlib.sha256(data).digest()
+    if imprint.message != expected:
+        raise TimestampInvalid(
+            f"the stamp is for another imprint: it stamps SHA-256 {imprint.message.hex()}, "
+            f"the data hashes to {expected.hex()}"
+        )
+    return response
 
 
 def _parse(der: bytes) -> TimeStampResponse:

@@ -533,11 +533,13 @@ def test_export_refuses_a_case_head_stamp_its_bundle_verifier_would_fail(
     assert stamped.returncode == 0, stamped.stderr
     case_dir = home.home / captured.case_id
     [stamp] = sorted((case_dir / "timestamps").glob("*.tsr"))
-    good = stamp.read_bytes()
+    copy = stamp.with_suffix("")
+    good, good_copy = stamp.read_bytes(), copy.read_bytes()
     elsewhere = tmp_path / "elsewhere.tsr"
     elsewhere.write_bytes(good)
     for damage, said in (
-        (lambda: stamp.write_bytes(good[:-1] + bytes([good[-1] ^ 1])), "does not check"),
+        (lambda: stamp.write_bytes(good[: len(good) // 2]), "does not check"),
+        (lambda: copy.write_bytes(good_copy.replace(b'"seq":', b'"seq": ')), "another imprint"),
         (lambda: (stamp.unlink(), stamp.symlink_to(elsewhere)), "symbolic link"),
     ):
         damage()
@@ -553,6 +555,7 @@ def test_export_refuses_a_case_head_stamp_its_bundle_verifier_would_fail(
         assert (case_dir / "custody.jsonl").read_bytes() == log_before
         stamp.unlink()
         stamp.write_bytes(good)
+        copy.write_bytes(good_copy)
     # Whole again, it is exported.
     out = tmp_path / "bundle.zip"
     made = _run(home, cli.env, "export", captured.case_id, "--out", str(out), "--recipient", "R")
