@@ -180,7 +180,8 @@ def check_imprint(der: bytes, data: bytes) -> None:
 
 def _granted_for(der: bytes, data: bytes) -> TimeStampResponse:
     response = _parse(der)
-    if PKIStatus(response.status) not in (PKIStatus.GRANTED, PKIStatus.GRANTED_WITH_MODS):
+    # Compared as numbers: a status the library has no name for is refused, not raised.
+    if response.status not in (PKIStatus.GRANTED.value, PKIStatus.GRANTED_WITH_MODS.value):
         said = "; ".join(response.status_string) or "no reason given"
         raise TimestampInvalid(
             f"the TSA did not grant the timestamp (status {response.status}: {said})"

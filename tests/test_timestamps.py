@@ -513,11 +513,13 @@ def test_bundle_carries_a_stamped_custody_head(
     assert "[FAIL] 14. custody head timestamp verifies" in bad.stdout
 
 
-def test_export_refuses_a_case_head_stamp_its_bundle_verifier_would_fail(
+def test_export_refuses_a_case_head_stamp_that_stamps_nothing_it_holds(
     cli: Cli, awaiting: tuple[Captured, Path], tsa: _Server, pki: Pki, tmp_path: Path
 ) -> None:
-    """The case's own head stamps are checked before the export logs anything: one
-    damaged, or a link in its place, stops it (exit 1) with nothing written or logged."""
+    """The case's own head stamps are checked, as far as no TSA certificate is needed,
+    before the export logs anything: a stamp that is no reply, one over other bytes than
+    its head copy, or a link in its place stops it (exit 1), nothing written or logged.
+    (Its TSA's signature is the recipient's to check, against the TSA's root.)"""
     captured, pristine = awaiting
     home = _home_with(pristine, tmp_path)
     stamped = _run(
