@@ -830,7 +830,7 @@ def _case_head_stamps(case_dir: Path, log: bytes) -> list[_CaseHeadStamp]:
     stamp without its copy proves nothing checkable and is left out, as is anything not
     named as a pair.
     """
-    from chain_of_custody.canonical import parse_canonical
+    from chain_of_custody.custody import head_entry_in_log
     from chain_of_custody.timestamp import TimestampInvalid, check_imprint
 
     folder = case_dir / HEAD_STAMPS_DIR
@@ -838,7 +838,6 @@ def _case_head_stamps(case_dir: Path, log: bytes) -> list[_CaseHeadStamp]:
         return []
     if folder.is_symlink() or not folder.is_dir():
         raise IntegrityError(f"{folder} is not a folder; nothing was exported")
-    lines, _ = split_log(log)
     stamps = []
     for path in sorted(folder.iterdir(), key=lambda p: p.name):
         if not _HEAD_STAMP_FILE.fullmatch(path.name):
@@ -851,9 +850,8 @@ def _case_head_stamps(case_dir: Path, log: bytes) -> list[_CaseHeadStamp]:
             # Its TSA's signature is the recipient's to check, against the TSA's root
             # (VERIFY.txt); the export has no root to check it against.
             check_imprint(der, copy)
-            head = parse_canonical(copy.rstrip(b"\n"))
-            seq, recorded = int(head["seq"]), str(head["head_sha256"])
-        except (OSError, TimestampInvalid, KeyError, TypeError, ValueError) as exc:
+            seq, _, held = head_entry_in_log(copy, log)
+        except (OSError, TimestampInvalid, ValueError) as exc:
             if isinstance(exc, TimestampInvalid):
                 why = exc.one_line()
             elif isinstance(exc, NotRegularFile):
@@ -867,7 +865,7 @@ def _case_head_stamps(case_dir: Path, log: bytes) -> list[_CaseHeadStamp]:
                 "nothing was exported",
                 hint=f"`osint-capture verify {case_dir.name}` says more",
             ) from None
-        if not 1 <= seq <= len(lines) or line_sha256(lines[seq - 1]) != recorded:
+        if not held:
             raise IntegrityError(
                 f"{copy_path} names custody entry {seq}, which the case's log does not "
                 "hold as stamped; nothing was exported",

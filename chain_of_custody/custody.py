@@ -64,6 +64,7 @@ __all__ = [
     "case_facts_of_entries",
     "check_head",
     "genesis_hash",
+    "head_entry_in_log",
     "line_sha256",
     "parse_line",
     "split_log",
@@ -256,6 +257,19 @@ def build_head(*, case_id: str, seq: int, last_line: bytes, time: str, signer: S
     }
     signature = base64.b64encode(signer.sign(canonical_json(unsigned))).decode("ascii")
     return canonical_json({**unsigned, "signature": signature}) + b"\n"
+
+
+def head_entry_in_log(head: bytes, data: bytes) -> tuple[int, str, bool]:
+    """The entry a custody head copy names (a stamp's data: its ``seq`` and
+    ``head_sha256``), and whether the log bytes ``data`` hold it (that number, that line
+    hash). Raises ValueError for bytes that are not a custody head."""
+    try:
+        record = parse_canonical(head.rstrip(b"\n"))
+        seq, recorded = int(record["seq"]), str(record["head_sha256"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("not a custody head") from None
+    lines, _ = split_log(data)
+    return seq, recorded, 1 <= seq <= len(lines) and line_sha256(lines[seq - 1]) == recorded
 
 
 def check_head(

@@ -1064,16 +1064,13 @@ def _head_stamps(
 
 def _head_in_log(label: str, head_path: Path, custody: _CustodyLog) -> list[str]:
     """The stamped head must name an entry of the log (by ``seq`` and line hash)."""
-    from chain_of_custody.canonical import parse_canonical
-    from chain_of_custody.custody import line_sha256
+    from chain_of_custody.custody import head_entry_in_log
 
     try:
-        head = parse_canonical(read_regular_file(head_path).rstrip(b"\n"))
-        seq, recorded = int(head["seq"]), str(head["head_sha256"])
-    except (OSError, KeyError, TypeError, ValueError):
+        seq, recorded, held = head_entry_in_log(read_regular_file(head_path), custody.data)
+    except (OSError, ValueError):
         return [f"{label}: {head_path.name} is not a custody head"]
-    lines, _ = split_log(custody.data)
-    if not 1 <= seq <= len(lines) or line_sha256(lines[seq - 1]) != recorded:
+    if not held:
         return [
             f"{label}: the stamped head names entry {seq} ({recorded}), which the custody "
             "log does not hold: the log was cut back or rewritten since it was stamped"

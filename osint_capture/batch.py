@@ -543,14 +543,6 @@ async def _attempt_on(
     """One capture on the shared session; an error is returned, never raised, with
     whether the browser it ran on died (then it is worth one more attempt)."""
     connected, launches = session.browser_connected, session.launches
-
-    def ran_on_gone() -> bool:
-        # The launch this capture ran on: the one running as it began, else the one it
-        # (or a capture beside it) started. It is gone if it died, or was replaced.
-        ran_on = launches if connected else launches + 1
-        launched = connected or session.launches > launches
-        return launched and (not session.browser_connected or session.launches > ran_on)
-
     # Whether the capture's browser steps ended with a result (capture_into_case calls
     # browser_done then): a failure after that (sealing, stamping) is not the browser's,
     # even if a capture beside it has relaunched the browser meanwhile.
@@ -594,7 +586,12 @@ async def _attempt_on(
         error = CaptureFailed(f"the browser failed: {_first_line(exc)}")
     except Exception as exc:  # a bug met by one URL must not cost the others theirs
         error = CaptureFailed(f"unexpected {type(exc).__name__}: {_first_line(exc)}")
-    died = _browser_died(engine_returned, ran_on_gone(), error)
+    # The launch this capture ran on: the one running as it began, else the one it (or a
+    # capture beside it) started. That browser is gone if it died, or was replaced.
+    ran_on = launches if connected else launches + 1
+    launched = connected or session.launches > launches
+    gone = launched and (not session.browser_connected or session.launches > ran_on)
+    died = _browser_died(engine_returned, gone, error)
     # Only failures: a refusal stands (retrying it would log a second refusal).
     return _Attempt(error=error, browser_died=died and isinstance(error, CaptureFailed))
 

@@ -99,6 +99,14 @@ def _run(cli: Cli, env: dict[str, str], *args: str) -> subprocess.CompletedProce
     return Cli(home=cli.home, env=env).run(*args, timeout=120)
 
 
+def _stamp(
+    cli: Cli, env: dict[str, str], case_id: str, tsa: _Server, pki: Pki, *modes: str
+) -> subprocess.CompletedProcess[str]:
+    """`osint-capture timestamp CASE_ID`, asking the test TSA in each mode in turn."""
+    asked = [arg for mode in modes for arg in ("--tsa", tsa.url(mode))]
+    return _run(cli, env, "timestamp", case_id, *asked, "--tsa-cert", str(pki.root))
+
+
 def _standalone(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "chain_of_custody", "verify", *args],
@@ -263,16 +271,7 @@ def test_tsa_down_leaves_the_item_sealed_and_awaiting(
         html = archive.read("report.html").decode("utf-8")
     row = html.split("Trusted timestamp (RFC 3161)", 1)[1].split("</tr>", 1)[0]
     assert "none yet" in row and "not timestamped" not in row, row
-    done = _run(
-        home,
-        cli.env,
-        "timestamp",
-        captured.case_id,
-        "--tsa",
-        tsa.url("good"),
-        "--tsa-cert",
-        str(pki.root),
-    )
+    done = _stamp(home, cli.env, captured.case_id, tsa, pki, "good")
     assert done.returncode == 0, done.stderr
     assert f"stamped item {captured.item_id}" in done.stdout
     assert "stamped custody head" in done.stdout
@@ -313,34 +312,14 @@ def test_bad_reply_is_refused_never_stored_and_the_next_tsa_tried(
     home = _home_with(pristine, tmp_path)
     item = captured.item(home.home)
     sums_before = (item / "SHA256SUMS").read_bytes()
-    only_bad = _run(
-        home,
-        cli.env,
-        "timestamp",
-        captured.case_id,
-        "--tsa",
-        tsa.url(mode),
-        "--tsa-cert",
-        str(pki.root),
-    )
+    only_bad = _stamp(home, cli.env, captured.case_id, tsa, pki, mode)
     assert only_bad.returncode == 4
     assert only_bad.stderr.count("\n") == 1 and "Traceback" not in only_bad.stderr
     assert why in only_bad.stderr
     assert not (item / STAMP).exists()
     assert (item / "SHA256SUMS").read_bytes() == sums_before
     assert not list((home.home / captured.case_id).glob("timestamps/*.tsr"))
-    then_good = _run(
-        home,
-        cli.env,
-        "timestamp",
-        captured.case_id,
-        "--tsa",
-        tsa.url(mode),
-        "--tsa",
-        tsa.url("good"),
-        "--tsa-cert",
-        str(pki.root),
-    )
+    then_good = _stamp(home, cli.env, captured.case_id, tsa, pki, mode, "good")
     assert then_good.returncode == 0, then_good.stderr
     der = (item / STAMP).read_bytes()
     verify_stamp(
@@ -355,16 +334,7 @@ def test_reply_with_only_the_tsa_certificate_is_accepted(
 ) -> None:
     captured, pristine = awaiting
     home = _home_with(pristine, tmp_path)
-    done = _run(
-        home,
-        cli.env,
-        "timestamp",
-        captured.case_id,
-        "--tsa",
-        tsa.url("leaf"),
-        "--tsa-cert",
-        str(pki.root),
-    )
+    done = _stamp(home, cli.env, captured.case_id, tsa, pki, "leaf")
     assert done.returncode == 0, done.stderr
     item = captured.item(home.home)
     ok = _openssl_verify(item / STAMP, item / "manifest.json.sig", pki)
@@ -422,9 +392,7 @@ def test_bundle_carries_a_stamped_custody_head(
     cli: Cli, stamped: Captured, tsa: _Server, pki: Pki, tmp_path: Path
 ) -> None:
     # The case's own head stamped first (`timestamp`): the bundle carries that stamp too.
-    earlier = cli.run(
-        "timestamp", stamped.case_id, "--tsa", tsa.url("good"), "--tsa-cert", str(pki.root)
-    )
+    earlier = _stamp(cli, cli.env, stamped.case_id, tsa, pki, "good")
     assert earlier.returncode == 0, earlier.stderr
     [case_stamp] = sorted((cli.home / stamped.case_id / "timestamps").glob("*.tsr"))
     case_stamp_name = f"timestamps/{case_stamp.name}"
@@ -522,16 +490,7 @@ def test_export_refuses_a_case_head_stamp_that_stamps_nothing_it_holds(
     (Its TSA's signature is the recipient's to check, against the TSA's root.)"""
     captured, pristine = awaiting
     home = _home_with(pristine, tmp_path)
-    stamped = _run(
-        home,
-        cli.env,
-        "timestamp",
-        captured.case_id,
-        "--tsa",
-        tsa.url("good"),
-        "--tsa-cert",
-        str(pki.root),
-    )
+    stamped = _stamp(home, cli.env, captured.case_id, tsa, pki, "good")
     assert stamped.returncode == 0, stamped.stderr
     case_dir = home.home / captured.case_id
     [stamp] = sorted((case_dir / "timestamps").glob("*.tsr"))
@@ -539,10 +498,15 @@ def test_export_refuses_a_case_head_stamp_that_stamps_nothing_it_holds(
     good, good_copy = stamp.read_bytes(), copy.read_bytes()
     elsewhere = tmp_path / "elsewhere.tsr"
     elsewhere.write_bytes(good)
+
+    def linked() -> None:
+        stamp.unlink()
+        stamp.symlink_to(elsewhere)
+
     for damage, said in (
         (lambda: stamp.write_bytes(good[: len(good) // 2]), "does not check"),
         (lambda: copy.write_bytes(good_copy.replace(b'"seq":', b'"seq": ')), "another imprint"),
-        (lambda: (stamp.unlink(), stamp.symlink_to(elsewhere)), "symbolic link"),
+        (linked, "symbolic link"),
     ):
         damage()
         log_before = (case_dir / "custody.jsonl").read_bytes()
